@@ -1,0 +1,55 @@
+"""SGD with heavy-ball momentum: the optimizer that grokking was first seen with.
+
+Update (h = ``step_size``, mu = ``momentum``, g = ∇U(theta) on the batch)::
+
+    v     <- mu·v + g
+    theta <- theta - h·v
+
+This is ``torch.optim.SGD`` with momentum and no dampening (Polyak 1964; Sutskever et al. 2013).
+It targets nothing: it descends to a minimum of U. Weight decay lives in the potential as the prior
+term ½·lambda·‖theta‖² (``task.potential(prior_precision=lambda)``), which for SGD is the same as
+coupled L2 weight decay. With mu = 0 this is plain gradient descent, and SGLD at temperature 0
+reproduces it bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from samplers.base import Info, Param, Sampler, finite_rows, keep_finite, ones, value_and_grad
+
+
+@dataclass(frozen=True)
+class SGDState:
+    theta: Tensor  # (C, D)
+    velocity: Tensor  # (C, D)
+    step: int = 0
+
+
+class SGD(Sampler):
+    name = "sgd"
+    samples = False
+    params = {
+        "step_size": Param(1e-2, low=0.0, low_open=True, why="the learning rate must be positive"),
+        "momentum": Param(0.0, low=0.0, high=1.0, high_open=True, why="momentum must be in [0, 1)"),
+    }
+
+    def init(self, theta: Tensor) -> SGDState:
+        return SGDState(theta=theta, velocity=torch.zeros_like(theta))
+
+    def _step(self, state, potential, batch, generator):
+        del generator  # deterministic given the batch
+        theta = state.theta
+        u, g = value_and_grad(potential, theta, batch)
+        velocity = self.h("momentum", theta) * state.velocity + g
+        proposal = theta - self.h("step_size", theta) * velocity
+        ok = finite_rows(u, g, proposal)
+        new = SGDState(
+            theta=keep_finite(proposal, theta, ok),
+            velocity=keep_finite(velocity, state.velocity, ok),
+            step=state.step + 1,
+        )
+        return new, Info(grad_evals=1, accept_prob=ones(theta), diverged=~ok, potential=u)

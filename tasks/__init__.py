@@ -1,0 +1,19 @@
+"""Grokking tasks: modular arithmetic, S5 permutations, and Gaussian toy targets.
+
+::
+
+    import tasks
+    tasks.names("*_mod113")            # ['add_mod113', 'sub_mod113']
+    task = tasks.make("add_mod113")    # or any prime: tasks.make("div_mod59", frac_train=0.4)
+    theta = task.init(seed=0, chains=4)
+    U = task.potential()               # U(theta, batch) -> (C,)
+    task.evaluate(theta)               # {"train_loss", "train_acc", "val_loss", "val_acc"}: (C,)
+
+See :mod:`tasks.base` for the task contract, :mod:`tasks.models` for the chain-batched models.
+"""
+
+from .base import ModelPotential, Task, TaskError
+from .models import ChainModel
+from .registry import make, names, register
+
+__all__ = ["ChainModel", "ModelPotential", "Task", "TaskError", "make", "names", "register"]

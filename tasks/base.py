@@ -1,0 +1,313 @@
+"""The task contract: a data set of binary-operation pairs, a model, and its potential.
+
+A :class:`Task` holds a table ``a ∘ b`` split into training and validation pairs, a
+:class:`~tasks.models.ChainModel`, and everything a runner needs::
+
+    task = tasks.make("add_mod113")
+    theta = task.init(seed=0, chains=4)                   # (C, D), never the global RNG
+    U = task.potential(prior_precision=0.0)               # U(theta, batch) -> (C,)
+    U(theta, task.train).sum().backward()                 # every chain's gradient at once
+    task.evaluate(theta)                                  # {train,val}_{loss,acc}: (C,) each
+
+The potential is ``U(theta) = mean training loss over the batch + ½·prior_precision·‖theta‖²``
+per chain. The per-example loss is cross-entropy (``loss="ce"``) or the squared error to the
+one-hot target averaged over classes (``loss="mse"``, so the mean over a batch is
+``torch.nn.functional.mse_loss`` of Gromov 2023).
+
+The split is deterministic: ``perm = torch.randperm(N, generator=torch.Generator().manual_seed(
+split_seed))``; the first ``round(frac_train·N)`` indices of ``perm`` are the training pairs, the
+rest the validation pairs, and each set is then sorted back into table order (row-major in
+``(a, b)``). ``round`` is Python's (half to even).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .models import KNOBS, MODELS, ChainModel
+
+Batch = tuple[Tensor, Tensor]
+LOSSES = ("ce", "mse")
+
+#: Rows (chains x examples) per forward pass in :meth:`Task.evaluate`; bounds its memory
+#: (about 130 MB for the default transformer).
+EVAL_ROWS = 2**15
+
+
+class TaskError(ValueError):
+    """An unknown task, or a task setting outside the range where it is defined."""
+
+
+def per_example_loss(logits: Tensor, y: Tensor, loss: str) -> Tensor:
+    """logits (C, n, K), y (n,) -> (C, n)."""
+    y = y.to(logits.device)
+    if loss == "ce":
+        target = y.unsqueeze(0).expand(logits.shape[0], -1)  # (C, n)
+        return F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+    if loss == "mse":
+        onehot = F.one_hot(y, logits.shape[-1]).to(logits.dtype)  # (n, K)
+        return (logits - onehot).square().mean(-1)
+    raise TaskError(f"unknown loss {loss!r}; choose one of {LOSSES}")
+
+
+@dataclass(frozen=True)
+class ModelPotential:
+    """``U(theta, batch) -> (C,)``: mean loss over ``batch`` plus ``½·prior_precision·‖theta‖²``.
+
+    ``batch`` is an ``(x, y)`` pair shared by every chain; ``None`` means the task's full training
+    set. ``prior_precision`` is a float or a per-chain ``(C,)`` tensor.
+    """
+
+    model: ChainModel
+    loss: str
+    default_batch: Batch
+    prior_precision: float | Tensor = 0.0
+
+    def __call__(self, theta: Tensor, batch: Batch | None = None) -> Tensor:
+        x, y = self.default_batch if batch is None else batch
+        u = per_example_loss(self.model.logits(theta, x), y, self.loss).mean(dim=1)  # (C,)
+        lam = self.prior_precision
+        if isinstance(lam, Tensor):
+            lam = lam.to(device=theta.device, dtype=theta.dtype)
+            u = u + 0.5 * lam * theta.square().sum(dim=1)
+        elif lam:
+            u = u + 0.5 * lam * theta.square().sum(dim=1)
+        return u
+
+
+def split_indices(n: int, frac_train: float, split_seed: int) -> tuple[Tensor, Tensor]:
+    """Training and validation indices into a table of ``n`` pairs (see the module docstring)."""
+    if not 0.0 < frac_train < 1.0:
+        raise TaskError(
+            f"frac_train must lie strictly between 0 and 1 (some pairs to train on, some to "
+            f"validate on), got {frac_train!r}"
+        )
+    n_train = round(frac_train * n)
+    if not 0 < n_train < n:
+        raise TaskError(
+            f"frac_train={frac_train} of {n} pairs leaves {n_train} training and "
+            f"{n - n_train} validation pairs; both must be non-empty"
+        )
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
+    return perm[:n_train].sort().values, perm[n_train:].sort().values
+
+
+@dataclass
+class Task:
+    """A grokking task: the split table, the model, the potential, the target and the budget.
+
+    ``reference`` names the reference optimizer and its hyperparameters in the samplers
+    package's vocabulary (``{"sampler": "adamw", "step_size": ..., "weight_decay": ..., ...}``).
+    ``config`` holds every setting the task was built with, ``overrides`` those that differ from
+    the registered defaults (both for the result store).
+    """
+
+    name: str
+    description: str
+    model: ChainModel
+    train: Batch  # x (n_train, 2) int64, y (n_train,) int64
+    val: Batch
+    frac_train: float
+    split_seed: int = 0
+    loss: str = "ce"
+    target: float = 0.99
+    budget: int = 10_000
+    batch_size: int | None = None
+    reference: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_name(self) -> str:
+        return self.model.name
+
+    @property
+    def num_params(self) -> int:
+        return self.model.num_params
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes
+
+    def __repr__(self) -> str:
+        return (
+            f"Task({self.name!r}, model={self.model_name}, D={self.num_params}, "
+            f"train={len(self.train[1])}, val={len(self.val[1])}, loss={self.loss})"
+        )
+
+    def to(self, device: torch.device | str) -> Task:
+        """Move the data to ``device`` in place (saves a host-to-device copy per step on a GPU)."""
+        self.train = (self.train[0].to(device), self.train[1].to(device))
+        self.val = (self.val[0].to(device), self.val[1].to(device))
+        return self
+
+    def potential(self, prior_precision: float | Tensor = 0.0) -> ModelPotential:
+        return ModelPotential(self.model, self.loss, self.train, prior_precision)
+
+    def init(
+        self,
+        seed: int,
+        chains: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
+        """``(chains, D)``: chain ``c`` from ``torch.Generator().manual_seed(seed + c)``."""
+        return self.model.init(seed, chains, dtype=dtype, device=device)
+
+    def batch(self) -> Batch:
+        """The full training batch."""
+        return self.train
+
+    def batches(
+        self, generator: torch.Generator, batch_size: int | None = None
+    ) -> Iterator[Batch]:
+        """Endless minibatches: each epoch is a fresh permutation drawn from ``generator``.
+
+        ``batch_size`` defaults to the task's; ``None`` yields the full training set forever.
+        The last batch of an epoch may be smaller.
+        """
+        batch_size = self.batch_size if batch_size is None else batch_size
+        x, y = self.train
+        n = len(y)
+        if batch_size is None or batch_size >= n:
+            while True:
+                yield self.train
+        while True:
+            perm = torch.randperm(n, generator=generator, device=generator.device).to(y.device)
+            for start in range(0, n, batch_size):
+                idx = perm[start : start + batch_size]
+                yield x[idx], y[idx]
+
+    @torch.no_grad()
+    def evaluate(self, theta: Tensor, chunk: int | None = None) -> dict[str, Tensor]:
+        """Per-chain ``train_loss, train_acc, val_loss, val_acc``, each ``(C,)`` on theta's device.
+
+        ``chunk`` caps the chains per forward pass; examples are split so that a pass holds at
+        most ``EVAL_ROWS`` (chain, example) rows. The losses exclude the prior term.
+        """
+        out = {}
+        for split, data in (("train", self.train), ("val", self.val)):
+            out[f"{split}_loss"], out[f"{split}_acc"] = self._loss_and_accuracy(theta, data, chunk)
+        return out
+
+    def _loss_and_accuracy(
+        self, theta: Tensor, data: Batch, chunk: int | None
+    ) -> tuple[Tensor, Tensor]:
+        x, y = data
+        x, y = x.to(theta.device), y.to(theta.device)
+        C, n = theta.shape[0], len(y)
+        chunk = C if chunk is None else max(1, int(chunk))
+        loss_sum = torch.zeros(C, dtype=theta.dtype, device=theta.device)
+        correct = torch.zeros(C, dtype=theta.dtype, device=theta.device)
+        for c0 in range(0, C, chunk):
+            rows = theta[c0 : c0 + chunk]
+            block = max(1, EVAL_ROWS // rows.shape[0])
+            for i0 in range(0, n, block):
+                logits = self.model.logits(rows, x[i0 : i0 + block])
+                yb = y[i0 : i0 + block]
+                loss_sum[c0 : c0 + chunk] += per_example_loss(logits, yb, self.loss).sum(dim=1)
+                correct[c0 : c0 + chunk] += (logits.argmax(dim=-1) == yb).sum(dim=1)
+        return loss_sum / n, correct / n
+
+
+#: Settings every table task accepts as ``make`` overrides (besides the model's size knobs).
+TASK_KEYS = ("frac_train", "split_seed", "model", "loss", "budget", "batch_size", "target")
+
+
+def table_task(
+    *,
+    name: str,
+    description: str,
+    pairs: Tensor,
+    answers: Tensor,
+    n_operands: int,
+    num_classes: int,
+    defaults: Mapping[str, Any],
+    model_defaults: Mapping[str, Mapping[str, Any]],
+    overrides: Mapping[str, Any],
+) -> Task:
+    """Build a :class:`Task` from a complete operation table and validated overrides.
+
+    ``defaults`` are the registered settings (``TASK_KEYS`` plus knobs of the default model);
+    ``model_defaults[model]`` gives each model's ``loss``, ``reference`` and ``budget`` defaults,
+    used when the model is overridden. Unknown keys raise :class:`TaskError`.
+    """
+    model_name = overrides.get("model", defaults["model"])
+    if model_name not in MODELS:
+        raise TaskError(f"{name}: unknown model {model_name!r}; choose one of {sorted(MODELS)}")
+    knobs = KNOBS[model_name]
+    unknown = sorted(set(overrides) - set(TASK_KEYS) - set(knobs) - {"reference"})
+    if unknown:
+        raise TaskError(
+            f"{name}: unknown override(s) {unknown}; this task takes {sorted(TASK_KEYS)}, "
+            f"'reference', and the {model_name} model's knobs {sorted(knobs)}"
+        )
+    settings = dict(defaults)
+    if model_name != defaults["model"]:
+        # The registered knobs, loss and reference belong to the default model: start afresh.
+        settings = {k: v for k, v in settings.items() if k in TASK_KEYS}
+        settings.update(model_defaults[model_name])
+        settings["model"] = model_name
+    settings.update(overrides)
+
+    loss = settings["loss"]
+    if loss not in LOSSES:
+        raise TaskError(f"{name}: unknown loss {loss!r}; choose one of {LOSSES}")
+    frac_train = settings["frac_train"]
+    if isinstance(frac_train, bool) or not isinstance(frac_train, int | float):
+        raise TaskError(f"{name}: frac_train must be a number, got {frac_train!r}")
+    for key in ("budget", "split_seed"):
+        if isinstance(settings[key], bool) or not isinstance(settings[key], int):
+            raise TaskError(f"{name}: {key} must be an integer, got {settings[key]!r}")
+    if settings["budget"] < 1:
+        raise TaskError(f"{name}: budget must be >= 1 step, got {settings['budget']}")
+    batch_size = settings["batch_size"]
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise TaskError(f"{name}: batch_size must be None (full batch) or >= 1, got {batch_size!r}")
+    if not 0.0 < settings["target"] <= 1.0:
+        raise TaskError(f"{name}: target is a validation accuracy in (0, 1], got {settings['target']}")
+
+    try:
+        train_idx, val_idx = split_indices(len(answers), float(frac_train), settings["split_seed"])
+    except TaskError as err:
+        raise TaskError(f"{name}: {err}") from None
+    try:
+        model = MODELS[model_name](
+            n_operands, num_classes, **{k: settings[k] for k in knobs if k in settings}
+        )
+    except ValueError as err:
+        raise TaskError(f"{name}: {err}") from None
+
+    config = {k: settings[k] for k in TASK_KEYS}
+    config.update(model.config())
+    config["reference"] = dict(settings["reference"])
+    return Task(
+        name=name,
+        description=description.format(
+            model=model_name, frac=frac_train, n=len(answers), pct=_percent(frac_train)
+        ),
+        model=model,
+        train=(pairs[train_idx], answers[train_idx]),
+        val=(pairs[val_idx], answers[val_idx]),
+        frac_train=float(frac_train),
+        split_seed=settings["split_seed"],
+        loss=loss,
+        target=float(settings["target"]),
+        budget=settings["budget"],
+        batch_size=batch_size,
+        reference=dict(settings["reference"]),
+        config=config,
+        overrides=dict(overrides),
+    )
+
+
+def _percent(frac: float) -> str:
+    pct = 100 * frac
+    return f"{pct:.0f}%" if math.isclose(pct, round(pct)) else f"{pct:g}%"

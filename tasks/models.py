@@ -1,0 +1,306 @@
+"""Models written with a chain dimension: ``logits(theta, x)`` for ``C`` parameter vectors at once.
+
+``theta`` is a flat ``(C, D)`` tensor holding ``C`` independent chains. A model is a fixed list of
+named slices (:class:`ParamSpec`); :meth:`ChainModel.unflatten` turns ``theta`` into views of shape
+``(C, *shape)`` and the forward pass is written with batched matrix products over the chain
+dimension, so ``C`` chains cost one set of kernels, never a Python loop. Inputs ``x`` of shape
+``(n, 2)`` (operand indices) are shared by all chains; logits come out as ``(C, n, num_classes)``.
+
+Weights are stored input-major, ``(fan_in, fan_out)``, so a layer is ``h @ W`` with no transpose.
+
+Three models:
+
+- ``transformer``: the one-layer transformer of Nanda et al. 2023 ("Progress measures for
+  grokking via mechanistic interpretability"): tokens ``[x, y, "="]``, learned token and
+  positional embeddings, causal multi-head attention (4 heads of 32 at d_model 128), a ReLU MLP
+  (d_mlp 512) with biases ``b_in``/``b_out`` as in Nanda's code, no layer norm, unembedding read at
+  the ``"="`` position. Init is Nanda's: every matrix ``N(0, 1/d_model)`` except the unembedding,
+  ``N(0, 1/d_vocab)``; biases zero. Two exact shortcuts, both checked against a literal per-chain
+  implementation in the tests: only the last position is read and nothing (no layer norm) couples
+  positions except attention, so the attention query and the MLP are computed at the ``"="``
+  position only; and keys, values and scores of positions 0 and 1 depend on one token each, so
+  they are computed once per vocabulary entry and gathered (cheaper whenever ``n > d_vocab``).
+  Deviation: the unembedding has ``num_classes`` outputs (Nanda's has ``d_vocab = p + 1`` and
+  trains the extra ``"="`` logit too).
+- ``mlp``: a shared token embedding for both operands, concatenated, one ReLU hidden layer with
+  bias, a linear read-out with bias. Init ``N(0, 1)`` for the embedding, ``N(0, 1/fan_in)`` for the
+  layers, zero biases.
+- ``quadratic``: Gromov 2023 ("Grokking modular arithmetic"): input one-hot(x) ⊕ one-hot(y),
+  hidden width 500, activation ``z²``, no biases, in the mean-field parametrization
+  ``f(e) = W2ᵀ (W1ᵀ e / sqrt(2V))² / width`` with all weights initialised ``N(0, 1)``.
+
+Every model takes ``init_scale``, which multiplies all initial standard deviations (a larger
+scale delays generalisation: Liu et al. 2023, "Omnigrok").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One named block of theta: its shape and the standard deviation of its normal init."""
+
+    name: str
+    shape: tuple[int, ...]
+    std: float  # 0.0: initialised to zero
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+class ChainModel:
+    """A model as a fixed list of slices of a flat ``(C, D)`` parameter tensor."""
+
+    name: str = ""
+
+    def __init__(self, specs: Sequence[ParamSpec], num_classes: int, init_scale: float = 1.0):
+        if not init_scale > 0:
+            raise ValueError(f"init_scale must be > 0, got {init_scale}")
+        self.specs = tuple(specs)
+        self.num_classes = num_classes
+        self.init_scale = float(init_scale)
+        self.offsets: dict[str, tuple[int, int]] = {}
+        offset = 0
+        for spec in self.specs:
+            self.offsets[spec.name] = (offset, offset + spec.size)
+            offset += spec.size
+        self.num_params = offset
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config()}, num_params={self.num_params})"
+
+    def config(self) -> dict[str, object]:
+        """The knobs that define this model (without the derived sizes)."""
+        raise NotImplementedError
+
+    def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
+        """Views of ``theta`` (C, D): ``{name: (C, *shape)}``; gradients flow back into theta."""
+        if theta.dim() != 2 or theta.shape[1] != self.num_params:
+            raise ValueError(
+                f"{self.name}: theta must have shape (C, {self.num_params}), got {tuple(theta.shape)}"
+            )
+        return {
+            spec.name: theta[:, a:b].unflatten(1, spec.shape)
+            for spec, (a, b) in zip(self.specs, self.offsets.values(), strict=True)
+        }
+
+    def flatten(self, params: dict[str, Tensor]) -> Tensor:
+        """The inverse of :meth:`unflatten`: ``{name: (C, *shape)}`` -> theta (C, D)."""
+        return torch.cat([params[s.name].flatten(1) for s in self.specs], dim=1)
+
+    def init(
+        self,
+        seed: int,
+        chains: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
+        """``(chains, D)``; chain ``c`` is drawn from ``torch.Generator().manual_seed(seed + c)``.
+
+        Draws are made in float32 on the CPU and then cast, so every dtype and device starts
+        from the same point, and ``init(s, C)[c] == init(s + c, 1)[0]`` exactly.
+        """
+        rows = []
+        for c in range(chains):
+            g = torch.Generator().manual_seed(seed + c)
+            parts = []
+            for spec in self.specs:
+                if spec.std == 0.0:
+                    parts.append(torch.zeros(spec.size))
+                else:
+                    z = torch.randn(spec.size, generator=g)
+                    parts.append(z * (spec.std * self.init_scale))
+            rows.append(torch.cat(parts))
+        theta = torch.stack(rows) if rows else torch.empty(0, self.num_params)
+        return theta.to(dtype=dtype, device=device)
+
+    def logits(self, theta: Tensor, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """theta (C, D), x (n, 2) int64 -> logits (C, n, num_classes)."""
+        raise NotImplementedError
+
+
+class Transformer(ChainModel):
+    """Nanda et al. 2023's one-layer transformer on ``[x, y, "="]`` (see the module docstring)."""
+
+    name = "transformer"
+
+    def __init__(
+        self,
+        n_operands: int,
+        num_classes: int,
+        d_model: int = 128,
+        n_heads: int = 4,
+        d_head: int | None = None,
+        d_mlp: int | None = None,
+        init_scale: float = 1.0,
+    ):
+        d_head = d_model // n_heads if d_head is None else d_head
+        d_mlp = 4 * d_model if d_mlp is None else d_mlp
+        for key, value in dict(d_model=d_model, n_heads=n_heads, d_head=d_head, d_mlp=d_mlp).items():
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"transformer: {key} must be a positive integer, got {value!r}")
+        self.n_operands, self.d_model, self.n_heads = n_operands, d_model, n_heads
+        self.d_head, self.d_mlp = d_head, d_mlp
+        self.d_vocab = n_operands + 1  # the operands and "="
+        self.eq_token = n_operands
+        s = 1.0 / math.sqrt(d_model)
+        hd = n_heads * d_head
+        specs = [
+            ParamSpec("W_E", (self.d_vocab, d_model), s),
+            ParamSpec("W_pos", (3, d_model), s),
+            ParamSpec("W_Q", (d_model, hd), s),
+            ParamSpec("W_K", (d_model, hd), s),
+            ParamSpec("W_V", (d_model, hd), s),
+            ParamSpec("W_O", (hd, d_model), s),
+            ParamSpec("W_in", (d_model, d_mlp), s),
+            ParamSpec("b_in", (d_mlp,), 0.0),
+            ParamSpec("W_out", (d_mlp, d_model), s),
+            ParamSpec("b_out", (d_model,), 0.0),
+            ParamSpec("W_U", (d_model, num_classes), 1.0 / math.sqrt(self.d_vocab)),
+        ]
+        super().__init__(specs, num_classes, init_scale)
+
+    def config(self) -> dict[str, object]:
+        return dict(
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            d_head=self.d_head,
+            d_mlp=self.d_mlp,
+            init_scale=self.init_scale,
+        )
+
+    def logits(self, theta: Tensor, x: Tensor) -> Tensor:
+        w = self.unflatten(theta)
+        C, H, dh = theta.shape[0], self.n_heads, self.d_head
+        x = x.to(theta.device)
+        embed, pos = w["W_E"], w["W_pos"]  # (C, V, d), (C, 3, d)
+        resid_eq = embed[:, self.eq_token] + pos[:, 2]  # (C, d): "=" is the same in every example
+        q = torch.bmm(resid_eq.unsqueeze(1), w["W_Q"]).view(C, H, dh)  # (C, H, dh)
+        k_eq = torch.bmm(resid_eq.unsqueeze(1), w["W_K"]).view(C, H, dh)
+        v_eq = torch.bmm(resid_eq.unsqueeze(1), w["W_V"]).view(C, H, dh)
+        scale = 1.0 / math.sqrt(dh)
+        score_eq = (q * k_eq).sum(-1) * scale  # (C, H)
+
+        # Positions 0 and 1 hold one operand each: tabulate their keys, values and scores against
+        # the "=" query for every vocabulary entry, then gather the n examples.
+        scores, values = [], []
+        for position in (0, 1):
+            table = embed + pos[:, position].unsqueeze(1)  # (C, V, d)
+            k = torch.bmm(table, w["W_K"]).unflatten(2, (H, dh))  # (C, V, H, dh)
+            v = torch.bmm(table, w["W_V"])  # (C, V, H*dh)
+            s = torch.einsum("cvhe,che->cvh", k, q) * scale  # (C, V, H)
+            scores.append(torch.index_select(s, 1, x[:, position]))  # (C, n, H)
+            values.append(torch.index_select(v, 1, x[:, position]).unflatten(2, (H, dh)))
+        n = x.shape[0]
+        scores.append(score_eq.unsqueeze(1).expand(C, n, H))
+        attn = torch.softmax(torch.stack(scores, dim=-1), dim=-1)  # (C, n, H, 3)
+        z = (
+            attn[..., 0:1] * values[0]
+            + attn[..., 1:2] * values[1]
+            + attn[..., 2:3] * v_eq.unsqueeze(1)
+        )  # (C, n, H, dh)
+        resid = resid_eq.unsqueeze(1) + torch.bmm(z.flatten(2), w["W_O"])  # (C, n, d)
+        hidden = torch.relu(torch.baddbmm(w["b_in"].unsqueeze(1), resid, w["W_in"]))  # (C, n, d_mlp)
+        resid = resid + torch.baddbmm(w["b_out"].unsqueeze(1), hidden, w["W_out"])
+        return torch.bmm(resid, w["W_U"])  # (C, n, K)
+
+
+class EmbeddingMLP(ChainModel):
+    """Shared embedding of both operands, concatenated, one ReLU hidden layer, linear read-out."""
+
+    name = "mlp"
+
+    def __init__(
+        self,
+        n_operands: int,
+        num_classes: int,
+        d_embed: int = 64,
+        width: int = 256,
+        init_scale: float = 1.0,
+    ):
+        for key, value in dict(d_embed=d_embed, width=width).items():
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"mlp: {key} must be a positive integer, got {value!r}")
+        self.n_operands, self.d_embed, self.width = n_operands, d_embed, width
+        specs = [
+            ParamSpec("embed", (n_operands, d_embed), 1.0),
+            ParamSpec("W1", (2 * d_embed, width), 1.0 / math.sqrt(2 * d_embed)),
+            ParamSpec("b1", (width,), 0.0),
+            ParamSpec("W2", (width, num_classes), 1.0 / math.sqrt(width)),
+            ParamSpec("b2", (num_classes,), 0.0),
+        ]
+        super().__init__(specs, num_classes, init_scale)
+
+    def config(self) -> dict[str, object]:
+        return dict(d_embed=self.d_embed, width=self.width, init_scale=self.init_scale)
+
+    def logits(self, theta: Tensor, x: Tensor) -> Tensor:
+        w = self.unflatten(theta)
+        x = x.to(theta.device)
+        de = self.d_embed
+        # concat(E[x], E[y]) @ W1 == E[x] @ W1[:de] + E[y] @ W1[de:]: tabulate per token, gather.
+        left = torch.bmm(w["embed"], w["W1"][:, :de])  # (C, V, width)
+        right = torch.bmm(w["embed"], w["W1"][:, de:])
+        pre = torch.index_select(left, 1, x[:, 0]) + torch.index_select(right, 1, x[:, 1])
+        hidden = torch.relu(pre + w["b1"].unsqueeze(1))  # (C, n, width)
+        return torch.baddbmm(w["b2"].unsqueeze(1), hidden, w["W2"])  # (C, n, K)
+
+
+class QuadraticMLP(ChainModel):
+    """Gromov 2023: one-hot(x) ⊕ one-hot(y) -> width ``z²`` units -> num_classes, no biases.
+
+    Mean-field parametrization: ``f = W2ᵀ (W1ᵀ e / sqrt(2V))² / width`` with every weight
+    initialised ``N(0, 1)``, where ``e`` is the 2V-dimensional two-hot input.
+    """
+
+    name = "quadratic"
+
+    def __init__(
+        self, n_operands: int, num_classes: int, width: int = 500, init_scale: float = 1.0
+    ):
+        if not (isinstance(width, int) and width >= 1):
+            raise ValueError(f"quadratic: width must be a positive integer, got {width!r}")
+        self.n_operands, self.width = n_operands, width
+        specs = [
+            # Rows of W1 are the one-hot inputs: x's block, then y's block.
+            ParamSpec("W1", (2 * n_operands, width), 1.0),
+            ParamSpec("W2", (width, num_classes), 1.0),
+        ]
+        super().__init__(specs, num_classes, init_scale)
+
+    def config(self) -> dict[str, object]:
+        return dict(width=self.width, init_scale=self.init_scale)
+
+    def logits(self, theta: Tensor, x: Tensor) -> Tensor:
+        w = self.unflatten(theta)
+        x = x.to(theta.device)
+        W1 = w["W1"]  # (C, 2V, width)
+        pre = torch.index_select(W1, 1, x[:, 0]) + torch.index_select(
+            W1, 1, x[:, 1] + self.n_operands
+        )  # (C, n, width)
+        # (pre / sqrt(2V))² @ W2 / width, with the constants folded into the small output.
+        scale = 1.0 / (2 * self.n_operands * self.width)
+        return torch.bmm(pre.square(), w["W2"]) * scale  # (C, n, K)
+
+
+#: model name -> constructor(n_operands, num_classes, **knobs)
+MODELS: dict[str, Callable[..., ChainModel]] = {
+    "transformer": Transformer,
+    "mlp": EmbeddingMLP,
+    "quadratic": QuadraticMLP,
+}
+
+#: the size knobs each model accepts as overrides
+KNOBS: dict[str, tuple[str, ...]] = {
+    "transformer": ("d_model", "n_heads", "d_head", "d_mlp", "init_scale"),
+    "mlp": ("d_embed", "width", "init_scale"),
+    "quadratic": ("width", "init_scale"),
+}

@@ -1,0 +1,158 @@
+"""Modular arithmetic tasks of Power et al. 2022 ("Grokking", App. A.1.1), for any prime p.
+
+The nine operations, all mod p with operands ``x, y`` in ``[0, p)``:
+
+==========  ==============================================  ================
+name        answer                                          pairs
+==========  ==============================================  ================
+``add``     x + y                                           all p²
+``sub``     x − y                                           all p²
+``div``     x / y = x·y^(p−2)                               y ≠ 0: p(p−1)
+``divodd``  x / y if y is odd, else x − y                   y ≠ 0: p(p−1)
+``sqsum``   x² + y²                                         all p²
+``quad``    x² + xy + y²                                    all p²
+``quadx``   x² + xy + y² + x                                all p²
+``cubic``   x³ + xy                                         all p²
+``cubic2``  x³ + xy² + y                                    all p²
+==========  ==============================================  ================
+
+Pairs are listed row-major (``x`` major, ``y`` minor); the input is ``(x, y)`` and the answer is a
+class in ``[0, p)``. Task names are ``{op}_mod{p}`` (e.g. ``div_mod97``), optionally followed by
+``_{model}`` (``add_mod59_mlp``); :func:`tasks.make` parses any prime p.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .base import Task, TaskError, table_task
+
+NANDA_ADAMW = {"sampler": "adamw", "step_size": 1e-3, "weight_decay": 1.0, "betas": (0.9, 0.98)}
+#: Gromov 2023's published setting (full batch, 50% data); betas are torch's defaults.
+GROMOV_ADAMW = {"sampler": "adamw", "step_size": 1e-2, "weight_decay": 5.0, "betas": (0.9, 0.999)}
+
+#: Per-model defaults used when ``model=`` is overridden (or parsed from the name).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "transformer": {"loss": "ce", "reference": NANDA_ADAMW, "budget": 20_000},
+    "mlp": {"loss": "ce", "reference": NANDA_ADAMW, "budget": 20_000},
+    "quadratic": {"loss": "mse", "reference": GROMOV_ADAMW, "budget": 20_000},
+}
+
+
+def _inverses(p: int) -> Tensor:
+    """``inv[y] = y^(p-2) mod p`` (Fermat); ``inv[0]`` is 0 and never used."""
+    return torch.tensor([0] + [pow(y, p - 2, p) for y in range(1, p)], dtype=torch.int64)
+
+
+def _div(x: Tensor, y: Tensor, p: int) -> Tensor:
+    return x * _inverses(p)[y]
+
+
+def _divodd(x: Tensor, y: Tensor, p: int) -> Tensor:
+    return torch.where(y % 2 == 1, x * _inverses(p)[y], x - y)
+
+
+#: name -> (formula, answer(x, y, p) before "mod p", excludes y = 0)
+OPERATIONS: dict[str, tuple[str, Callable[[Tensor, Tensor, int], Tensor], bool]] = {
+    "add": ("x + y", lambda x, y, p: x + y, False),
+    "sub": ("x - y", lambda x, y, p: x - y, False),
+    "div": ("x / y", _div, True),
+    "divodd": ("x / y if y is odd else x - y", _divodd, True),
+    "sqsum": ("x^2 + y^2", lambda x, y, p: x * x + y * y, False),
+    "quad": ("x^2 + xy + y^2", lambda x, y, p: x * x + x * y + y * y, False),
+    "quadx": ("x^2 + xy + y^2 + x", lambda x, y, p: x * x + x * y + y * y + x, False),
+    "cubic": ("x^3 + xy", lambda x, y, p: (x * x % p) * x + x * y, False),
+    "cubic2": ("x^3 + xy^2 + y", lambda x, y, p: (x * x % p) * x + x * (y * y % p) + y, False),
+}
+
+
+def is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    if n % 2 == 0:
+        return n == 2
+    f = 3
+    while f * f <= n:
+        if n % f == 0:
+            return False
+        f += 2
+    return True
+
+
+def _smallest_factor(n: int) -> int:
+    return next(f for f in range(2, n + 1) if n % f == 0)
+
+
+def check_modulus(p: int) -> None:
+    if isinstance(p, bool) or not isinstance(p, int) or not is_prime(p):
+        why = "it is not an integer"
+        if isinstance(p, int) and not isinstance(p, bool):
+            why = "it is less than 2" if p < 2 else f"{p} = {_smallest_factor(p)}·{p // _smallest_factor(p)}"
+        raise TaskError(
+            f"modulus p={p!r} is not prime ({why}); the modular tasks need a prime p so that "
+            "every nonzero y has an inverse"
+        )
+
+
+@lru_cache(maxsize=64)
+def _table_cached(op: str, p: int) -> tuple[Tensor, Tensor]:
+    _, fn, nonzero_y = OPERATIONS[op]
+    xs = torch.arange(p, dtype=torch.int64)
+    ys = torch.arange(1 if nonzero_y else 0, p, dtype=torch.int64)
+    x, y = torch.meshgrid(xs, ys, indexing="ij")
+    x, y = x.reshape(-1), y.reshape(-1)
+    return torch.stack([x, y], dim=1), fn(x, y, p) % p
+
+
+def table(op: str, p: int) -> tuple[Tensor, Tensor]:
+    """Every pair of ``op`` mod ``p``: ``pairs`` (N, 2) int64 and ``answers`` (N,) int64."""
+    if op not in OPERATIONS:
+        raise TaskError(f"unknown operation {op!r}; choose one of {list(OPERATIONS)}")
+    check_modulus(p)
+    pairs, answers = _table_cached(op, p)
+    return pairs.clone(), answers.clone()
+
+
+def modular_factory(
+    op: str, p: int, *, name: str | None = None, description: str | None = None, **defaults: Any
+) -> Callable[..., Task]:
+    """A ``factory(**overrides) -> Task`` for ``op`` mod ``p`` with registered ``defaults``."""
+    if op not in OPERATIONS:
+        raise TaskError(f"unknown operation {op!r}; choose one of {list(OPERATIONS)}")
+    check_modulus(p)
+    model = defaults.get("model", "transformer")
+    full = {"frac_train": 0.5, "split_seed": 0, "batch_size": None, "target": 0.99}
+    full.update(MODEL_DEFAULTS[model])
+    full.update(defaults)
+    full["model"] = model
+    name = name or f"{op}_mod{p}"
+    formula = OPERATIONS[op][0]
+    text = description or f"({formula}) mod {p}, {{model}} trained on {{pct}} of the {{n}} pairs"
+
+    def factory(**overrides: Any) -> Task:
+        if "p" in overrides:
+            if overrides["p"] != p:
+                raise TaskError(
+                    f"{name}: p is part of the name; ask for '{op}_mod{overrides['p']}' instead "
+                    f"of overriding p={overrides['p']!r}"
+                )
+            overrides = {k: v for k, v in overrides.items() if k != "p"}
+        pairs, answers = table(op, p)
+        return table_task(
+            name=name,
+            description=text,
+            pairs=pairs,
+            answers=answers,
+            n_operands=p,
+            num_classes=p,
+            defaults=full,
+            model_defaults=MODEL_DEFAULTS,
+            overrides=overrides,
+        )
+
+    return factory

@@ -1,0 +1,141 @@
+"""The task registry: ``register`` / ``make`` / ``names``, and the built-in catalogue.
+
+``make(name, **overrides)`` looks ``name`` up among the registered factories; failing that it
+parses ``{op}_mod{p}`` or ``{op}_mod{p}_{model}`` for any prime ``p`` (``add_mod59``,
+``div_mod31_mlp``) and ``s5_{op}`` / ``s5_{op}_{model}``. An unknown name raises
+:class:`TaskError` with the nearest registered names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+from . import modular, permutations, toy
+from .base import TaskError
+from .models import MODELS
+
+Factory = Callable[..., Any]
+
+_REGISTRY: dict[str, Factory] = {}
+
+_MODULAR = re.compile(r"(?P<op>[a-z0-9]+)_mod(?P<p>\d+)(?:_(?P<model>[a-z]+))?")
+_S5 = re.compile(r"(?P<op>s5_[a-z0-9]+?)(?:_(?P<model>transformer|mlp|quadratic))?")
+
+
+def register(name: str, factory: Factory, *, overwrite: bool = False) -> None:
+    """Register ``factory(**overrides) -> Task`` under ``name``."""
+    if not isinstance(name, str) or not name:
+        raise TaskError(f"a task name must be a non-empty string, got {name!r}")
+    if name in _REGISTRY and not overwrite:
+        raise TaskError(f"task {name!r} is already registered (pass overwrite=True to replace it)")
+    _REGISTRY[name] = factory
+
+
+def names(pattern: str = "*") -> list[str]:
+    """Registered task names matching an fnmatch ``pattern`` (``"*_mod113"``), sorted."""
+    return sorted(fnmatch.filter(_REGISTRY, pattern))
+
+
+def make(name: str, **overrides: Any) -> Any:
+    """A fresh task. Raises :class:`TaskError` for an unknown name or a bad override."""
+    if name in _REGISTRY:
+        return _REGISTRY[name](**overrides)
+    return _parse(name)(**overrides)
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return "see tasks.names() for the registered tasks"
+
+
+def _parse(name: str) -> Factory:
+    if not isinstance(name, str):
+        raise TaskError(f"a task name must be a string, got {name!r}")
+    m = _MODULAR.fullmatch(name)
+    if m:
+        op, p, model = m["op"], int(m["p"]), m["model"]
+        if op not in modular.OPERATIONS:
+            raise TaskError(
+                f"unknown task {name!r}: {op!r} is not a modular operation "
+                f"({', '.join(modular.OPERATIONS)}); {_suggest(name)}"
+            )
+        if model is not None and model not in MODELS:
+            raise TaskError(
+                f"unknown task {name!r}: unknown model {model!r} (choose one of "
+                f"{sorted(MODELS)}); {_suggest(name)}"
+            )
+        try:
+            modular.check_modulus(p)
+        except TaskError as err:
+            raise TaskError(f"{name}: {err}") from None
+        kwargs = {"model": model} if model else {}
+        return modular.modular_factory(op, p, name=name, **kwargs)
+    m = _S5.fullmatch(name)
+    if m and m["op"] in permutations.OPERATIONS:
+        kwargs = {"model": m["model"]} if m["model"] else {}
+        return permutations.permutation_factory(m["op"], name=name, **kwargs)
+    raise TaskError(f"unknown task {name!r}; {_suggest(name)}")
+
+
+def _strict(factory: Factory, name: str) -> Factory:
+    """Wrap a plain function so that an unknown keyword raises TaskError, not TypeError."""
+    accepted = set(inspect.signature(factory).parameters)
+
+    def checked(**overrides: Any) -> Any:
+        unknown = sorted(set(overrides) - accepted)
+        if unknown:
+            raise TaskError(f"{name}: unknown override(s) {unknown}; it takes {sorted(accepted)}")
+        return factory(**overrides)
+
+    return checked
+
+
+# -- the built-in catalogue -------------------------------------------------------------------
+
+# The paper setting of Nanda et al. 2023: groks around step 10k with full-batch AdamW.
+register(
+    "add_mod113",
+    modular.modular_factory(
+        "add",
+        113,
+        model="transformer",
+        frac_train=0.3,
+        budget=20_000,
+        description=(
+            "(x + y) mod 113, Nanda et al.'s one-layer transformer trained on {pct} of the "
+            "{n} pairs with full-batch AdamW (the paper setting)"
+        ),
+    ),
+)
+register("sub_mod113", modular.modular_factory("sub", 113))
+for _op in modular.OPERATIONS:
+    register(f"{_op}_mod97", modular.modular_factory(_op, 97))
+for _op in permutations.OPERATIONS:
+    register(_op, permutations.permutation_factory(_op))
+
+# Gromov 2023's published setting: width-500 quadratic MLP, MSE, AdamW lr 1e-2 wd 5, 50% data.
+register(
+    "add_mod97_quadratic",
+    modular.modular_factory(
+        "add",
+        97,
+        name="add_mod97_quadratic",
+        model="quadratic",
+        frac_train=0.5,
+        description=(
+            "(x + y) mod 97, Gromov's width-500 quadratic-activation MLP with MSE loss, trained "
+            "on {pct} of the {n} pairs (the published setting)"
+        ),
+    ),
+)
+
+register("gaussian_iso", _strict(toy.standard_gaussian, "gaussian_iso"))
+register("gaussian_corr", _strict(toy.mildly_correlated_gaussian, "gaussian_corr"))
+register("gaussian_illcond", _strict(toy.correlated_gaussian, "gaussian_illcond"))

@@ -1,0 +1,481 @@
+"""The sampler contract over the whole registry, and known answers that prove the math.
+
+Statistical tolerances come from the Monte Carlo standard error: the statistics use the final
+states of many independent chains, which are i.i.d. draws, so for a Gaussian law with covariance
+S the standard error of a mean entry is sqrt(S_ii / n) and of a covariance entry
+sqrt((S_ii S_jj + S_ij²) / n). Every check allows Z standard errors (Z = 4.5: with ~60 checks
+the chance of a false alarm across the file is below 1e-3); the trajectories are seeded, so a
+pass or a failure is reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+import samplers
+from samplers import HyperparameterError, PotentialError, UnknownSamplerError
+from tasks.toy import correlated_gaussian, standard_gaussian
+
+Z = 4.5
+OPTIMIZERS = {"sgd", "adamw"}
+
+# Hyperparameters at which every sampler takes a small, stable step on the toy Gaussian.
+CONTRACT_HPARAMS = {
+    "sgd": dict(step_size=1e-2, momentum=0.9),
+    "adamw": dict(step_size=1e-2, weight_decay=0.1),
+    "sgld": dict(step_size=1e-3, temperature=1.0),
+    "sghmc": dict(step_size=1e-3, friction=0.1, temperature=1.0),
+    "hmc": dict(step_size=0.05, num_leapfrog=5, temperature=1.0),
+    "riemannian_langevin": dict(step_size=1e-3, temperature=1.0, freeze_after=2),
+}
+
+
+@pytest.fixture(scope="module")
+def target():
+    return correlated_gaussian(condition=100.0)
+
+
+def make(name):
+    return samplers.make(name, **CONTRACT_HPARAMS[name])
+
+
+def run(sampler, theta, potential, steps, seed=0, batch=None):
+    state = sampler.init(theta)
+    generator = torch.Generator().manual_seed(seed)
+    infos = []
+    for _ in range(steps):
+        state, info = sampler.step(state, potential, batch, generator)
+        infos.append(info)
+    return state, infos
+
+
+def tensors_of(state):
+    return {k: v for k, v in vars(state).items() if isinstance(v, torch.Tensor)}
+
+
+# -- the contract, for every registered sampler --------------------------------------------------
+
+
+def test_registry_lists_every_algorithm():
+    assert set(samplers.names()) >= set(CONTRACT_HPARAMS)
+    assert samplers.names("s*") == ["sgd", "sghmc", "sgld"]
+
+
+@pytest.mark.parametrize("name", samplers.names())
+def test_contract_shapes_and_finite(name, target):
+    theta = target.init(0, 5)
+    state, infos = run(make(name), theta, target.potential(), steps=4)
+    assert state.theta.shape == theta.shape and state.theta.dtype == theta.dtype
+    assert torch.isfinite(state.theta).all()
+    for info in infos:
+        assert info.accept_prob.shape == (5,) and info.diverged.shape == (5,)
+        assert info.potential.shape == (5,)
+        assert info.diverged.dtype == torch.bool and not info.diverged.any()
+        assert ((info.accept_prob >= 0) & (info.accept_prob <= 1)).all()
+        assert info.grad_evals >= 1
+
+
+@pytest.mark.parametrize("name", samplers.names())
+def test_same_seed_gives_bitwise_identical_trajectory(name, target):
+    theta = target.init(1, 6)
+    a, _ = run(make(name), theta, target.potential(), steps=6, seed=11)
+    b, _ = run(make(name), theta, target.potential(), steps=6, seed=11)
+    for key, value in tensors_of(a).items():
+        assert torch.equal(value, getattr(b, key)), key
+
+
+@pytest.mark.parametrize("name", [n for n in samplers.names() if n not in OPTIMIZERS])
+def test_different_seeds_differ(name, target):
+    theta = target.init(1, 3)
+    a, _ = run(make(name), theta, target.potential(), steps=3, seed=1)
+    b, _ = run(make(name), theta, target.potential(), steps=3, seed=2)
+    assert not torch.equal(a.theta, b.theta)
+
+
+@pytest.mark.parametrize("name", samplers.names())
+def test_step_never_mutates_its_input(name, target):
+    sampler = make(name)
+    theta = target.init(2, 4)
+    theta_before = theta.clone()
+    state = sampler.init(theta)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):  # past warm-ups that freeze or adapt
+        snapshot = {k: v.clone() for k, v in tensors_of(state).items()}
+        new, _ = sampler.step(state, target.potential(), None, generator)
+        for key, value in snapshot.items():
+            assert torch.equal(getattr(state, key), value), key
+        assert new is not state
+        state = new
+    assert torch.equal(theta, theta_before)
+
+
+@pytest.mark.parametrize("name", samplers.names())
+def test_per_chain_hyperparameters_match_scalar_runs(name, target):
+    """A (C,) step size gives chain c exactly what a scalar run with that value gives it."""
+    hparams = CONTRACT_HPARAMS[name]
+    values = [hparams["step_size"], 0.5 * hparams["step_size"]]
+    theta = target.init(3, 2, dtype=torch.float64)
+    per_chain = torch.tensor(values, dtype=torch.float64)
+    vector = samplers.make(name, **{**hparams, "step_size": per_chain})
+    together, _ = run(vector, theta, target.potential(), steps=5, seed=4)
+    for c, value in enumerate(values):
+        alone, _ = run(
+            samplers.make(name, **{**hparams, "step_size": value}),
+            theta,
+            target.potential(),
+            steps=5,
+            seed=4,
+        )
+        torch.testing.assert_close(together.theta[c], alone.theta[c], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", samplers.names())
+def test_non_finite_energy_is_flagged_and_contained(name, target):
+    """Chain 0's potential and gradient are NaN: it is marked diverged and stands still; chain 1
+    moves on exactly as it would alone."""
+    base = target.potential()
+
+    def poisoned(theta, batch):
+        # theta[:, 0]·(NaN, 0): a NaN value and gradient for chain 0 only (a torch.where on the
+        # output would leak 0·NaN = NaN into every chain's gradient through autograd)
+        mask = torch.tensor([math.nan, 0.0], dtype=theta.dtype)
+        return base(theta, batch) + theta[:, 0] * mask
+
+    theta = target.init(4, 2)
+    state, infos = run(make(name), theta, poisoned, steps=3)
+    clean, _ = run(make(name), theta, base, steps=3)
+    assert all(bool(info.diverged[0]) for info in infos)
+    assert not any(bool(info.diverged[1]) for info in infos)
+    assert torch.equal(state.theta[0], theta[0])
+    assert torch.isfinite(state.theta).all()
+    if name != "hmc":  # HMC's chains share the accept draw's stream but not its outcome
+        torch.testing.assert_close(state.theta[1], clean.theta[1])
+    assert not torch.equal(state.theta[1], theta[1])
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+def test_unknown_name_suggests_the_nearest():
+    with pytest.raises(UnknownSamplerError, match="did you mean 'sgd' or 'sgld'"):
+        samplers.make("sgdl")
+
+
+@pytest.mark.parametrize(
+    "name, hparams, message",
+    [
+        ("sgld", {"step_size": -1e-3}, "step_size must be > 0"),
+        ("sgld", {"temperature": -1.0}, "temperature must be >= 0"),
+        ("sgld", {"lr": 1e-3}, r"unknown hyperparameter\(s\) \['lr'\]"),
+        ("sgd", {"temperature": 1.0}, "unknown hyperparameter"),
+        ("sgd", {"momentum": 1.0}, "momentum must be < 1"),
+        ("hmc", {"temperature": 0.0}, "temperature must be > 0"),
+        ("hmc", {"num_leapfrog": 2.5}, "num_leapfrog must be an integer"),
+        ("hmc", {"num_leapfrog": torch.tensor([1, 2])}, "single number"),
+        ("adamw", {"betas": (0.9, 1.0)}, r"betas\[1\] must be < 1"),
+        ("adamw", {"betas": 0.9}, "must be a pair"),
+        ("sghmc", {"friction": 0.0}, "friction must be > 0"),
+        ("sgld", {"step_size": torch.tensor([1e-3, -1.0])}, "step_size must be > 0"),
+        ("sgld", {"step_size": math.nan}, "must be finite"),
+        ("sgld", {"step_size": "big"}, "must be a number"),
+    ],
+)
+def test_bad_hyperparameters_say_which_and_why(name, hparams, message):
+    with pytest.raises(HyperparameterError, match=message):
+        samplers.make(name, **hparams)
+
+
+@pytest.mark.parametrize("name", samplers.names())
+def test_theta_must_be_two_dimensional(name, target):
+    sampler = make(name)
+    state = sampler.init(target.init(0, 2))
+    bad = type(state)(**{**vars(state), "theta": state.theta[0]})
+    with pytest.raises(ValueError, match="2-D"):
+        sampler.step(bad, target.potential(), None, torch.Generator())
+
+
+@pytest.mark.parametrize("name", samplers.names())
+def test_potential_of_wrong_shape_is_refused(name, target):
+    sampler = make(name)
+    state = sampler.init(target.init(0, 3))
+    summed = lambda theta, batch: target.potential()(theta, batch).sum()  # noqa: E731
+    with pytest.raises(PotentialError, match=r"one value per chain, shape \(3,\)"):
+        sampler.step(state, summed, None, torch.Generator())
+
+
+def test_per_chain_hyperparameter_of_wrong_length(target):
+    sampler = samplers.make("sgld", step_size=torch.tensor([1e-3, 2e-3, 3e-3]))
+    with pytest.raises(HyperparameterError, match="3 values but theta has 2 chains"):
+        sampler.step(sampler.init(target.init(0, 2)), target.potential(), None, torch.Generator())
+
+
+# -- reductions between samplers -------------------------------------------------------------
+
+
+def test_sgld_at_zero_temperature_is_sgd_bit_for_bit(target):
+    theta = target.init(5, 4)
+    sgld, _ = run(
+        samplers.make("sgld", step_size=3e-3, temperature=0.0),
+        theta,
+        target.potential(),
+        steps=50,
+        seed=1,
+    )
+    sgd, _ = run(
+        samplers.make("sgd", step_size=3e-3, momentum=0.0),
+        theta,
+        target.potential(),
+        steps=50,
+        seed=2,
+    )
+    assert torch.equal(sgld.theta, sgd.theta)
+
+
+def test_sghmc_at_zero_temperature_is_sgd_with_momentum(target):
+    theta = target.init(6, 4, dtype=torch.float64)
+    sghmc, _ = run(
+        samplers.make("sghmc", step_size=3e-3, friction=0.2, temperature=0.0),
+        theta,
+        target.potential(),
+        steps=100,
+        seed=1,
+    )
+    sgd, _ = run(
+        samplers.make("sgd", step_size=3e-3, momentum=0.8),
+        theta,
+        target.potential(),
+        steps=100,
+        seed=2,
+    )
+    torch.testing.assert_close(sghmc.theta, sgd.theta, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(sghmc.velocity, -3e-3 * sgd.velocity, rtol=1e-10, atol=1e-14)
+
+
+def test_adamw_matches_torch_optim_adamw(target):
+    theta = target.init(7, 3, dtype=torch.float64)
+    hparams = dict(step_size=5e-2, weight_decay=0.3, betas=(0.9, 0.98), eps=1e-8)
+    ours, _ = run(samplers.make("adamw", **hparams), theta, target.potential(), steps=40)
+
+    leaf = theta.clone().requires_grad_(True)
+    opt = torch.optim.AdamW([leaf], lr=5e-2, weight_decay=0.3, betas=(0.9, 0.98), eps=1e-8)
+    for _ in range(40):
+        opt.zero_grad()
+        target.potential()(leaf, None).sum().backward()
+        opt.step()
+    torch.testing.assert_close(ours.theta, leaf.detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_adamw_grokfast_filter_amplifies_the_slow_gradient(target):
+    """With a constant gradient the EMA converges to it, so the effective gradient is (1+λ)g."""
+    theta = target.init(8, 2, dtype=torch.float64)
+    constant = lambda th, batch: (th * torch.tensor([1.0, -2.0], dtype=th.dtype)).sum(1)  # noqa: E731
+    plain = samplers.make("adamw", weight_decay=0.0, grokfast_lamb=0.0)
+    fast = samplers.make("adamw", weight_decay=0.0, grokfast_lamb=2.0, grokfast_alpha=0.5)
+    a, _ = run(plain, theta, constant, steps=1)
+    b, _ = run(fast, theta, constant, steps=1)
+    # Adam normalises a constant gradient away at step 1, so the first steps agree ...
+    torch.testing.assert_close(a.theta, b.theta)
+    # ... while the filter state holds (1 - a)·g, as the EMA of Lee et al. prescribes.
+    assert b.grokfast is not None
+    torch.testing.assert_close(b.grokfast[0], 0.5 * torch.tensor([1.0, -2.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    "name, hparams, steps",
+    [
+        ("sgd", dict(step_size=1e-2, momentum=0.9), 3000),
+        ("sgd", dict(step_size=1e-2, momentum=0.0), 6000),
+        ("adamw", dict(step_size=1e-2, weight_decay=0.0), 3000),
+    ],
+)
+def test_optimizers_reach_the_mode_of_a_quadratic(name, hparams, steps, target):
+    theta = target.init(9, 4, dtype=torch.float64)
+    state, _ = run(samplers.make(name, **hparams), theta, target.potential(), steps=steps)
+    tol = 1e-6 if name == "sgd" else 2e-2  # Adam hovers within ~lr of the mode
+    torch.testing.assert_close(state.theta, target.mean.expand_as(theta), rtol=0, atol=tol)
+
+
+# -- HMC specifics ------------------------------------------------------------------------------
+
+
+def test_hmc_counts_leapfrog_gradients(target):
+    _, infos = run(
+        samplers.make("hmc", num_leapfrog=7, step_size=0.01),
+        target.init(0, 2),
+        target.potential(),
+        steps=2,
+    )
+    assert all(info.grad_evals == 8 for info in infos)
+
+
+def test_hmc_accepts_almost_surely_with_a_tiny_step(target):
+    _, infos = run(
+        samplers.make("hmc", num_leapfrog=5, step_size=1e-4),
+        target.init(0, 50, dtype=torch.float64),
+        target.potential(),
+        steps=5,
+    )
+    accept = torch.stack([i.accept_prob for i in infos])
+    assert accept.min() > 0.999
+
+
+def test_hmc_rejects_a_huge_step_and_stays_put(target):
+    theta = target.init(0, 20, dtype=torch.float64)
+    state, infos = run(
+        samplers.make("hmc", num_leapfrog=5, step_size=50.0), theta, target.potential(), steps=3
+    )
+    assert torch.equal(state.theta, theta)
+    assert all((i.accept_prob < 1e-12).all() for i in infos)
+    assert all(i.diverged.all() for i in infos)  # ΔH is astronomically > 1000
+
+
+def test_hmc_dual_averaging_reaches_the_target_acceptance():
+    """Dual averaging drives the mean acceptance during warm-up to the target; on a Gaussian
+    whose acceptance varies smoothly with the step, the frozen step keeps it there."""
+    target = standard_gaussian(10)
+    sampler = samplers.make(
+        "hmc", step_size=1.0, num_leapfrog=8, temperature=1.0, adapt_steps=300, target_accept=0.7
+    )
+    state, infos = run(
+        sampler, target.init(0, 200, dtype=torch.float64), target.potential(), steps=500
+    )
+    accept = torch.stack([i.accept_prob.mean() for i in infos])
+    # 200 chains: the sd of a mean acceptance over 150+ steps is well below 0.02
+    assert abs(float(accept[150:300].mean()) - 0.7) < 0.05
+    assert abs(float(accept[300:].mean()) - 0.7) < 0.05
+    assert torch.equal(state.step_size, torch.exp(state.log_step_bar))  # frozen after warm-up
+    frozen = state.step_size.clone()
+    state, _ = (
+        samplers.make("hmc", step_size=1.0, num_leapfrog=8, adapt_steps=300).step(
+            state, target.potential(), None, torch.Generator().manual_seed(1)
+        ),
+        None,
+    )
+    assert torch.equal(state[0].step_size, frozen)
+
+
+# -- Riemannian Langevin specifics --------------------------------------------------------------
+
+
+def test_riemannian_langevin_started_at_the_mode_stays_finite(target):
+    """At the mode ∇U = 0: the metric has no curvature to learn from yet, so the first steps
+    must be ordinary SGLD steps (P ≈ 1), not jumps of sqrt(2·h·tau/eps)."""
+    theta = target.mean.expand(100, 2).to(torch.float32).clone()
+    sampler = samplers.make("riemannian_langevin", step_size=1e-3, temperature=1.0)
+    state, infos = run(sampler, theta, target.potential(), steps=1)
+    assert torch.isfinite(state.theta).all() and not infos[0].diverged.any()
+    # the first move has the scale sqrt(2·h·tau) of SGLD: 6 sd covers all 200 coordinates
+    assert float((state.theta - theta).abs().max()) < 6 * math.sqrt(2e-3)
+    state, infos = run(sampler, theta, target.potential(), steps=2000)
+    assert torch.isfinite(state.theta).all()
+    assert not torch.stack([i.diverged for i in infos]).any()
+    spread = (state.theta.double() - target.mean).norm(dim=1).median()
+    assert float(spread) < 3.0  # back at the scale of the target (sd ≤ 1), not blown up
+
+
+def test_riemannian_langevin_freezes_its_metric(target):
+    sampler = samplers.make("riemannian_langevin", step_size=1e-3, temperature=1.0, freeze_after=5)
+    state, _ = run(sampler, target.init(0, 3), target.potential(), steps=5)
+    frozen = state.precond.clone()
+    state, _ = run(sampler, target.init(0, 3), target.potential(), steps=20)
+    torch.testing.assert_close(state.precond, frozen)
+
+
+# -- stationary moments on an ill-conditioned Gaussian (known answers) ---------------------------
+
+# Step sizes: the Langevin samplers use a small step, where their stationary law is biased by a
+# known O(h) amount; HMC uses a step whose acceptance is near 0.6 and must still be exact.
+STATIONARY = {
+    "sgld": (dict(step_size=2e-3), 4000),
+    "sghmc": (dict(step_size=2e-3, friction=0.1), 4000),
+    "riemannian_langevin": (dict(step_size=1e-2, alpha=0.99, freeze_after=500), 4000),
+    "hmc": (dict(step_size=0.17, num_leapfrog=10), 250),  # step scaled by sqrt(tau) below
+}
+CHAINS = 4000
+
+
+def discrete_stationary_cov(name, sampler, target, tau, state):
+    """The exact stationary covariance of the *discretised* linear chain on a Gaussian.
+
+    On U = ½ xᵀAx every Langevin update is linear, z' = M z + noise with noise covariance Q, so
+    the stationary covariance solves S = M S Mᵀ + Q (a discrete Lyapunov equation). The gap
+    between S and tau·Sigma is the known O(h) bias of each integrator.
+    """
+    a = target.precision.numpy()
+    eye = np.eye(2)
+    h = sampler.step_size
+    if name == "sgld":
+        m, q = eye - h * a, 2 * h * tau * eye
+    elif name == "sghmc":
+        al = sampler.friction
+        m = np.block([[eye - h * a, (1 - al) * eye], [-h * a, (1 - al) * eye]])
+        q = 2 * al * h * tau * np.ones((2, 2))
+        q = np.kron(q, eye)
+        return scipy.linalg.solve_discrete_lyapunov(m, q)[:2, :2]
+    elif name == "riemannian_langevin":
+        # each chain froze its own diagonal metric P_c: the law is the mixture over chains, whose
+        # covariance (all components share the mean) is the average of the components'
+        covs = [
+            scipy.linalg.solve_discrete_lyapunov(eye - h * np.diag(p) @ a, 2 * h * tau * np.diag(p))
+            for p in state.precond.double().numpy()
+        ]
+        return np.mean(covs, axis=0)
+    else:
+        return tau * target.cov.numpy()  # HMC is exact
+    return scipy.linalg.solve_discrete_lyapunov(m, q)
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.1])
+@pytest.mark.parametrize("name", sorted(STATIONARY))
+def test_stationary_moments_match_tau_sigma(name, tau, target):
+    hparams, steps = STATIONARY[name]
+    hparams = dict(hparams, temperature=tau)
+    if name == "hmc":
+        hparams["step_size"] = hparams["step_size"] * math.sqrt(tau)
+    sampler = samplers.make(name, **hparams)
+    # every chain starts far from the mass, at (3, 3): convergence has to be earned
+    theta = torch.full((CHAINS, 2), 3.0, dtype=torch.float64)
+    state, infos = run(sampler, theta, target.potential(), steps=steps, seed=100)
+    x = state.theta.numpy()
+    mean, cov = target.moments(tau)
+    mean, cov = mean.numpy(), cov.numpy()
+    exact = discrete_stationary_cov(name, sampler, target, tau, state)
+
+    se_mean = np.sqrt(np.diag(exact) / CHAINS)
+    var = np.diag(exact)
+    se_cov = np.sqrt((np.outer(var, var) + exact**2) / CHAINS)
+    bias = np.abs(exact - cov)  # the integrator's known O(h) bias (0 for HMC)
+
+    assert np.all(np.abs(x.mean(0) - mean) < Z * se_mean)
+    sample_cov = np.cov(x.T)
+    assert np.all(np.abs(sample_cov - exact) < Z * se_cov), "vs the discretised chain's law"
+    assert np.all(np.abs(sample_cov - cov) < Z * se_cov + bias), "vs tau·Sigma"
+    if name == "hmc":
+        accept = float(torch.stack([i.accept_prob for i in infos[50:]]).mean())
+        assert 0.45 < accept < 0.75, accept
+    else:
+        assert np.all(bias < 0.15 * np.abs(cov).max()), "the step is small enough to be sampling"
+
+
+@pytest.mark.parametrize("name", sorted(STATIONARY))
+def test_spread_scales_as_sqrt_temperature(name, target):
+    """sd at tau = 0.1 over sd at tau = 1 is sqrt(0.1), along the long axis of the Gaussian."""
+    hparams, steps = STATIONARY[name]
+    sds = []
+    for tau in (1.0, 0.1):
+        hp = dict(hparams, temperature=tau)
+        if name == "hmc":
+            hp["step_size"] = hp["step_size"] * math.sqrt(tau)
+        theta = torch.full((CHAINS, 2), 3.0, dtype=torch.float64)
+        state, _ = run(samplers.make(name, **hp), theta, target.potential(), steps=steps, seed=5)
+        long_axis = (state.theta @ torch.tensor([1.0, 1.0], dtype=torch.float64)) / math.sqrt(2)
+        sds.append(float(long_axis.std()))
+    ratio = sds[1] / sds[0]
+    # the sd of a sample sd is sd/sqrt(2n); the ratio's relative error adds the two in quadrature
+    se = ratio * math.sqrt(2 / (2 * CHAINS))
+    assert abs(ratio - math.sqrt(0.1)) < Z * se + 0.02 * math.sqrt(0.1)
