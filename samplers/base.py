@@ -90,6 +90,10 @@ class Sampler:
     params: Mapping[str, Param] = {}
     #: False for optimizers (no temperature): the registry uses it to describe the sampler.
     samples: bool = True
+    #: True for a Metropolis–Hastings sampler: its test is exact only on the full training set, so
+    #: the runner never hands it a minibatch, and a divergent transition is a rejection, not a
+    #: broken chain.
+    metropolis: bool = False
 
     def __init__(self, **hparams: Any) -> None:
         unknown = sorted(set(hparams) - set(self.params))

@@ -47,6 +47,7 @@ class HMCState:
 
 class HMC(Sampler):
     name = "hmc"
+    metropolis = True
     params = {
         "step_size": Param(1e-2, low=0.0, low_open=True, why="the leapfrog step must be positive"),
         "num_leapfrog": Param(

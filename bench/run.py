@@ -1,0 +1,453 @@
+"""The one loop: a sampler on a task for C chains at once, recording when each chain groks.
+
+Read top to bottom, the data path is::
+
+    task ──init──▶ theta (C, D) ──potential──▶ sampler.step ──every `eval_every` steps──▶ evaluate
+         └─ curves (losses, accuracies, ‖θ‖, distances, acceptance) and per-chain outcomes ─▶ RunResult
+
+Per chain the loop records (DESIGN §5):
+
+* ``t_mem``: the first evaluated step with train accuracy ≥ the task's target (0.99);
+* ``t_grok``: the first evaluated step with validation accuracy ≥ the target;
+
+each in steps, in gradient evaluations and in training seconds (evaluation time excluded). They
+are known to a resolution of ``eval_every`` steps: the true crossing lies in
+``(t - eval_every, t]``. A chain that does not reach a target within the budget is
+right-censored at the last step run: its time is ``None`` and ``*_censored`` is True; it is never
+dropped and never counted as the budget. A chain whose potential turns non-finite is marked
+diverged at the evaluation that sees it, frozen at its last finite position, and reported.
+
+All chains share one data stream (the same minibatch each step) and one noise generator; a chain's
+trajectory is therefore identical to a separate run's for deterministic updates (SGD, AdamW on
+full batches) and equal in distribution for stochastic ones. The loop stops when every live chain
+has grokked or the budget is spent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import samplers
+from samplers.base import Sampler
+
+#: Default number of steps between evaluations when the caller gives none: ~200 points per run.
+DEFAULT_EVALS_PER_RUN = 200
+
+
+@dataclass
+class ChainResult:
+    """What happened to one chain."""
+
+    chain: int
+    seed: int
+    hparams: dict[str, Any]
+    t_mem: int | None  # steps; None = not reached (censored)
+    t_grok: int | None
+    t_mem_grad_evals: int | None
+    t_grok_grad_evals: int | None
+    t_mem_seconds: float | None
+    t_grok_seconds: float | None
+    censored_at: int  # the last step run: where an unreached target is censored
+    diverged: bool = False
+    diverged_step: int | None = None  # the evaluation step at which it was seen
+    divergent_transitions: int = 0  # steps the sampler flagged (HMC: ΔH > 1000 or NaN)
+    accept_rate: float = 1.0  # mean acceptance probability over the run
+    final: dict[str, float] = field(default_factory=dict)  # last evaluation's metrics
+
+    @property
+    def memorized(self) -> bool:
+        return self.t_mem is not None
+
+    @property
+    def grokked(self) -> bool:
+        return self.t_grok is not None
+
+
+@dataclass
+class RunResult:
+    """One vectorized job: C chains of one sampler on one task."""
+
+    task: str
+    sampler: str
+    hparams: dict[str, Any]  # scalars, or lists with one value per chain
+    prior_precision: float | list[float]
+    seeds: list[int]
+    budget: int
+    eval_every: int
+    batch_size: int | None
+    device: str
+    steps_run: int
+    grad_evals_per_step: int
+    seconds_train: float
+    seconds_eval: float
+    chains: list[ChainResult]
+    curves: list[dict[str, float]]  # one row per (evaluation, chain)
+    target: float | None = None
+
+    @property
+    def seconds_per_step(self) -> float:
+        return self.seconds_train / max(self.steps_run, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def run(
+    task: Any,
+    sampler: str | Sampler,
+    hparams: Mapping[str, Any] | None = None,
+    *,
+    seeds: Sequence[int] | int = 1,
+    budget: int | None = None,
+    eval_every: int | None = None,
+    prior_precision: float | Sequence[float] = 0.0,
+    batch_size: int | None = None,
+    theta0: Tensor | None = None,
+    device: str | torch.device | None = None,
+    data_seed: int = 0,
+    progress: bool | None = None,
+    stop_when_grokked: bool = True,
+    on_eval: Callable[[int, dict[str, Tensor]], None] | None = None,
+) -> RunResult:
+    """Run ``sampler`` on ``task`` for one chain per seed (or per row of ``theta0``).
+
+    ``hparams`` values may be scalars or sequences with one value per chain (a grid);
+    ``seeds`` is a count (seeds 0..n-1) or a list. ``theta0`` starts every chain from a given
+    position (e.g. a memorised checkpoint) instead of ``task.init``. Samplers whose update is
+    exact only on the full data (HMC) always get the full training set.
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    chains = len(seeds) if theta0 is None else theta0.shape[0]
+    if theta0 is not None and len(seeds) != chains:
+        seeds = [seeds[0] + c for c in range(chains)] if len(seeds) == 1 else seeds
+        if len(seeds) != chains:
+            raise ValueError(f"{len(seeds)} seeds for a theta0 with {chains} chains")
+    if chains < 1:
+        raise ValueError("a run needs at least one chain (seed)")
+    budget = int(budget if budget is not None else task.budget)
+    if budget < 1:
+        raise ValueError(f"budget must be at least 1 step, got {budget}")
+    eval_every = int(eval_every or max(1, budget // DEFAULT_EVALS_PER_RUN))
+
+    # -- the sampler, with per-chain hyperparameters as (C,) tensors -------------------------
+    hparams = dict(hparams or {})
+    if isinstance(sampler, str):
+        name = sampler
+        sampler = samplers.make(name, **_per_chain(hparams, chains, device))
+    else:
+        name = sampler.name
+    if sampler.metropolis:
+        batch_size = None  # a Metropolis test on a minibatch is exact for the wrong target
+    elif batch_size is None:
+        batch_size = getattr(task, "batch_size", None)
+
+    # -- the task on the device: data, potential, starting point ---------------------------
+    if hasattr(task, "to"):
+        task.to(device)
+    lam = _per_chain({"prior_precision": prior_precision}, chains, device)["prior_precision"]
+    potential = task.potential(prior_precision=lam)
+    if theta0 is None:
+        theta0 = torch.cat([task.init(s, 1) for s in seeds]) if seeds else None
+    theta0 = theta0.detach().to(device=device, dtype=torch.float32)
+    data_gen = torch.Generator(device="cpu").manual_seed(data_seed)
+    noise_gen = torch.Generator(device=device).manual_seed(data_seed + seeds[0] * 1_000_003)
+    batches = _batches(task, data_gen, batch_size)
+
+    state = sampler.init(theta0)
+    target = getattr(task, "target", None)
+    tracker = _Tracker(chains, device, target)
+    frozen: Tensor | None = None  # positions of diverged chains, held fixed
+    accept_sum = torch.zeros(chains, device=device)
+    divergent = torch.zeros(chains, device=device, dtype=torch.long)
+    fatal = torch.zeros(chains, device=device, dtype=torch.bool)
+    accept_window = torch.zeros(chains, device=device)
+    grad_evals = 0
+    seconds_train = seconds_eval = 0.0
+    curves: list[dict[str, float]] = []
+
+    bar = _progress(progress, budget, f"{task.name} · {name}")
+    metrics = _evaluate(task, theta0, theta0, tracker)
+    curves += _rows(0, 0, 0.0, metrics, None, chains)
+    tracker.update(0, 0, 0.0, metrics, state.theta)
+
+    step = 0
+    window = 0
+    clock = time.perf_counter()
+    while step < budget:
+        state, info = sampler.step(state, potential, next(batches), noise_gen)
+        if frozen is not None:
+            state = dataclasses.replace(
+                state, theta=torch.where(tracker.dead[:, None], frozen, state.theta)
+            )
+        step += 1
+        window += 1
+        grad_evals += info.grad_evals
+        accept_window += info.accept_prob
+        divergent += info.diverged
+        # A Metropolis sampler rejects a divergent transition and carries on (it is counted);
+        # for any other update a divergence means the energy itself broke down.
+        fatal |= ~torch.isfinite(info.potential) if sampler.metropolis else info.diverged
+        if step % eval_every and step != budget:
+            continue
+
+        # -- evaluation: the only place the loop waits for the device -----------------------
+        _synchronize(device)
+        seconds_train += time.perf_counter() - clock
+        tick = time.perf_counter()
+        metrics = _evaluate(task, state.theta, theta0, tracker)
+        accept = accept_window / window
+        accept_sum += accept_window
+        accept_window.zero_()
+        window = 0
+        newly_dead = (fatal | _non_finite(state.theta, metrics)) & ~tracker.dead
+        if newly_dead.any():
+            tracker.mark_dead(newly_dead, step)
+            # samplers keep a diverged chain at its last finite position; hold it there
+            frozen = state.theta.clone()
+        tracker.update(step, grad_evals, seconds_train, metrics, state.theta)
+        curves += _rows(step, grad_evals, seconds_train, metrics, accept, chains)
+        if on_eval is not None:
+            on_eval(step, metrics)
+        seconds_eval += time.perf_counter() - tick
+        if bar is not None:
+            bar.update(step - bar.n)
+            bar.set_postfix_str(tracker.summary())
+        if stop_when_grokked and tracker.all_done():
+            break
+        clock = time.perf_counter()
+
+    if bar is not None:
+        bar.close()
+    per_chain_hparams = _split_hparams(sampler.hparams, chains)
+    lams = lam.tolist() if isinstance(lam, Tensor) else [lam] * chains
+    results = [
+        tracker.chain_result(
+            c,
+            seed=seeds[c],
+            hparams={**per_chain_hparams[c], "prior_precision": lams[c]},
+            censored_at=step,
+            divergent=int(divergent[c]),
+            accept_rate=float(accept_sum[c]) / max(step, 1),
+            final={k: float(v[c]) for k, v in metrics.items()},
+        )
+        for c in range(chains)
+    ]
+    return RunResult(
+        task=task.name,
+        sampler=name,
+        hparams=_jsonable(hparams),
+        prior_precision=_jsonable(prior_precision),
+        seeds=seeds,
+        budget=budget,
+        eval_every=eval_every,
+        batch_size=batch_size,
+        device=_device_name(device),
+        steps_run=step,
+        grad_evals_per_step=grad_evals // max(step, 1),
+        seconds_train=seconds_train,
+        seconds_eval=seconds_eval,
+        chains=results,
+        curves=curves,
+        target=target,
+    )
+
+
+class _Tracker:
+    """First crossings of the targets per chain, and the position at memorisation."""
+
+    def __init__(self, chains: int, device: torch.device, target: float | None) -> None:
+        self.target = target
+        self.chains = chains
+        self.t_mem: list[tuple[int, int, float] | None] = [None] * chains
+        self.t_grok: list[tuple[int, int, float] | None] = [None] * chains
+        self.dead = torch.zeros(chains, dtype=torch.bool, device=device)
+        self.dead_step: list[int | None] = [None] * chains
+        self.theta_mem: Tensor | None = None  # (C, D) position at t_mem (NaN until reached)
+
+    def update(self, step, grad_evals, seconds, metrics, theta) -> None:
+        if self.target is None or "train_acc" not in metrics:
+            return
+        mem = (metrics["train_acc"] >= self.target).tolist()
+        grok = (metrics["val_acc"] >= self.target).tolist()
+        dead = self.dead.tolist()
+        for c in range(self.chains):
+            if dead[c]:
+                continue
+            if mem[c] and self.t_mem[c] is None:
+                self.t_mem[c] = (step, grad_evals, seconds)
+                if self.theta_mem is None:
+                    self.theta_mem = torch.full_like(theta, math.nan)
+                self.theta_mem[c] = theta[c]
+            if grok[c] and self.t_grok[c] is None:
+                self.t_grok[c] = (step, grad_evals, seconds)
+
+    def mark_dead(self, newly: Tensor, step: int) -> None:
+        self.dead |= newly
+        for c in newly.nonzero().flatten().tolist():
+            self.dead_step[c] = step
+
+    def all_done(self) -> bool:
+        if self.target is None:
+            return False
+        dead = self.dead.tolist()
+        return all(g is not None or d for g, d in zip(self.t_grok, dead, strict=True))
+
+    def summary(self) -> str:
+        mem = sum(t is not None for t in self.t_mem)
+        grok = sum(t is not None for t in self.t_grok)
+        dead = int(self.dead.sum())
+        return f"mem {mem}/{self.chains} grok {grok}/{self.chains}" + (
+            f" diverged {dead}" if dead else ""
+        )
+
+    def chain_result(self, c, *, seed, hparams, censored_at, divergent, accept_rate, final):
+        mem, grok = self.t_mem[c], self.t_grok[c]
+        return ChainResult(
+            chain=c,
+            seed=seed,
+            hparams=hparams,
+            t_mem=mem[0] if mem else None,
+            t_grok=grok[0] if grok else None,
+            t_mem_grad_evals=mem[1] if mem else None,
+            t_grok_grad_evals=grok[1] if grok else None,
+            t_mem_seconds=mem[2] if mem else None,
+            t_grok_seconds=grok[2] if grok else None,
+            censored_at=censored_at,
+            diverged=bool(self.dead[c]),
+            diverged_step=self.dead_step[c],
+            divergent_transitions=divergent,
+            accept_rate=accept_rate,
+            final=final,
+        )
+
+
+def _evaluate(task, theta: Tensor, theta0: Tensor, tracker: _Tracker) -> dict[str, Tensor]:
+    """The task's metrics plus the geometry of the walk: ‖θ‖, distance from the start and from
+    the position at memorisation (drift before t_mem, diffusion after: DESIGN §1)."""
+    with torch.no_grad():
+        metrics = dict(task.evaluate(theta))
+        metrics["weight_norm"] = theta.norm(dim=1)
+        metrics["dist_init"] = (theta - theta0).norm(dim=1)
+        if tracker.theta_mem is not None:
+            metrics["dist_mem"] = (theta - tracker.theta_mem).norm(dim=1)  # NaN before t_mem
+        else:
+            metrics["dist_mem"] = torch.full_like(metrics["weight_norm"], math.nan)
+    return metrics
+
+
+def _non_finite(theta: Tensor, metrics: Mapping[str, Tensor]) -> Tensor:
+    """(C,) bool: the position or its training loss (potential, for data-free targets) is not
+    finite."""
+    bad = ~torch.isfinite(theta).all(dim=1)
+    loss = metrics.get("train_loss", metrics.get("potential"))
+    return bad if loss is None else bad | ~torch.isfinite(loss)
+
+
+def _rows(step, grad_evals, seconds, metrics, accept, chains) -> list[dict[str, float]]:
+    cols = {k: v.tolist() for k, v in metrics.items()}
+    acc = accept.tolist() if accept is not None else [math.nan] * chains
+    return [
+        {
+            "chain": c,
+            "step": step,
+            "grad_evals": grad_evals,
+            "seconds": seconds,
+            **{k: v[c] for k, v in cols.items()},
+            "accept": acc[c],
+        }
+        for c in range(chains)
+    ]
+
+
+def _per_chain(hparams: Mapping[str, Any], chains: int, device) -> dict[str, Any]:
+    """Sequences become (C,) tensors (one value per chain); scalars and tuples stay as they are.
+
+    ``betas`` is a pair, not a per-chain list, unless it is a list of pairs."""
+    out = {}
+    for key, value in hparams.items():
+        if (
+            key == "betas"
+            and isinstance(value, (list, tuple))
+            and value
+            and not isinstance(value[0], (list, tuple))
+        ):
+            out[key] = tuple(value)
+        elif key == "betas" and isinstance(value, (list, tuple)):
+            out[key] = tuple(
+                torch.tensor([b[i] for b in value], dtype=torch.float64) for i in range(2)
+            )
+        elif isinstance(value, (list, tuple)):
+            if len(value) != chains:
+                raise ValueError(
+                    f"{key} has {len(value)} values but the run has {chains} chains; give one "
+                    "value per chain or a single value"
+                )
+            out[key] = torch.tensor(value, dtype=torch.float64)
+        else:
+            out[key] = value
+    return out
+
+
+def _split_hparams(hparams: Mapping[str, Any], chains: int) -> list[dict[str, Any]]:
+    """The sampler's hyperparameters as one plain dict per chain."""
+
+    def pick(value, c):
+        if isinstance(value, tuple):
+            return [pick(v, c) for v in value]
+        if isinstance(value, Tensor):
+            return value[c].item()
+        return value
+
+    return [{k: pick(v, c) for k, v in hparams.items()} for c in range(chains)]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _batches(task, generator: torch.Generator, batch_size: int | None):
+    if hasattr(task, "batches"):
+        return task.batches(generator, batch_size)
+    return _forever(None)  # data-free targets (Gaussians) ignore the batch
+
+
+def _forever(value):
+    while True:
+        yield value
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # GPU sync point: timings must include queued kernels
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def _progress(enabled: bool | None, total: int, desc: str):
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True)
