@@ -163,7 +163,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Optimizers and MCMC samplers on grokking tasks: steps-to-grok, compared fairly.",
+        description="Optimizers and MCMC samplers on grokking tasks, compared fairly.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -3,7 +3,7 @@
 Read top to bottom, the data path is::
 
     task ──init──▶ theta (C, D) ──potential──▶ sampler.step ──every `eval_every` steps──▶ evaluate
-         └─ curves (losses, accuracies, ‖θ‖, distances, acceptance) and per-chain outcomes ─▶ RunResult
+         └─ curves (losses, accuracies, ‖θ‖, distances, acceptance), per-chain outcomes ─▶ RunResult
 
 Per chain the loop records (DESIGN §5):
 
