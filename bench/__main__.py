@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {list,run,compare,report}``.
+"""Command line: ``python -m bench {list,run,speed,compare,report}``.
 
 Bad input (an unknown task or sampler, a hyperparameter out of range, a budget of zero) prints one
 clear line on stderr and exits with status 2; nothing is written.
@@ -51,8 +51,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in samplers.names():
         cls = samplers.lookup(name)
         kind = "optimizer" if not getattr(cls, "samples", True) else "sampler"
-        doc = (cls.__module__ and sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
-        print(f"  {name:<24} {kind:<9} {doc[0] if doc else ''}")
+        peer = getattr(cls, "peer", None)  # another library's implementation (samplers.peers)
+        if peer:
+            kind, doc = f"peer:{peer}", [cls.summary]
+        else:
+            module = sys.modules[cls.__module__].__doc__ if cls.__module__ else ""
+            doc = (module or "").strip().splitlines()
+        print(f"  {name:<24} {kind:<13} {doc[0] if doc else ''}")
     return 0
 
 
@@ -196,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curves", action="store_true", help="with --json: include the curves")
     p.set_defaults(func=cmd_run)
 
+    from bench.speed import add_arguments as add_speed_arguments
+
+    add_speed_arguments(sub)
+
     try:
         from bench.compare import add_arguments
     except ImportError:  # compare not built yet
@@ -216,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         samplers.HyperparameterError,
         samplers.UnknownSamplerError,
         ValueError,
+        ImportError,  # a peer whose library is not installed (samplers.peers)
     ) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -92,13 +92,17 @@ class RunResult:
     chains: list[ChainResult]
     curves: list[dict[str, float]]  # one row per (evaluation, chain)
     target: float | None = None
+    theta: Tensor | None = field(default=None, repr=False)  # (C, D) final positions; not stored
 
     @property
     def seconds_per_step(self) -> float:
         return self.seconds_train / max(self.steps_run, 1)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Everything but the final positions, as JSON-ready values."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "theta"}
+        out["chains"] = [dataclasses.asdict(c) for c in self.chains]
+        return out
 
 
 def run(
@@ -259,6 +263,7 @@ def run(
         chains=results,
         curves=curves,
         target=target,
+        theta=state.theta,
     )
 
 

@@ -1,0 +1,349 @@
+"""Side-by-side speed: our sampler, BlackJAX's and Pyro's, on the same task, chains and data.
+
+    python -m bench speed --task add_mod31_mlp --sampler sgld --chains 1 16
+
+For one sampler (``sgld``, ``sghmc``, ``hmc`` or ``nuts``) it times every implementation there is:
+
+``ours``
+    our sampler stepped as ``bench/run.py`` steps it (evaluation excluded);
+``blackjax``
+    the registered peer (``blackjax.sgld``, ...), stepped the same way: torch <-> JAX conversion,
+    one jitted vmapped transition and the containment of non-finite chains at every step;
+``blackjax-scan``
+    BlackJAX as its users run it: one jitted ``jax.lax.scan`` over all timed steps of the
+    vmapped kernel, no conversion, nothing else computed (fixed step size, no adaptation);
+``pyro``
+    the registered Pyro peer (``pyro.hmc``, ``pyro.nuts``), one kernel per chain;
+``pyro-mcmc``
+    Pyro as its users run it: ``MCMC(kernel, num_samples, warmup_steps=0).run()`` per chain.
+
+All start from the task's initial weights (``task.init(seed + c, 1)``) on the full training batch
+(the batch the runner gives a Metropolis sampler; for SGLD/SGHMC a full batch keeps the JAX scan
+and the per-step paths on the same data). Compilation and warm-up are excluded. Rounds
+interleave the implementations (A B C, A B C, ...) so that a neighbour's load on a shared
+machine hits all of them alike; the table reports the median round. ``x ours`` is the time per
+gradient evaluation relative to ours: above 1 is slower than ours.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+
+import samplers
+import tasks
+
+IMPLEMENTATIONS = ("ours", "blackjax", "blackjax-scan", "pyro", "pyro-mcmc")
+SAMPLERS = ("sgld", "sghmc", "hmc", "nuts")
+
+
+@dataclass
+class Timing:
+    implementation: str
+    chains: int
+    steps: int
+    seconds: list[float]  # one per round
+    grad_evals_per_step: float  # per chain
+    note: str = ""
+
+    @property
+    def seconds_per_step(self) -> float:
+        return statistics.median(self.seconds) / self.steps
+
+    @property
+    def grad_evals_per_second(self) -> float:
+        """Chain-gradients per second: chains × gradients per chain-step / seconds per step."""
+        return self.chains * self.grad_evals_per_step / self.seconds_per_step
+
+    @property
+    def seconds_per_grad_eval(self) -> float:
+        return 1.0 / self.grad_evals_per_second
+
+
+def measure(
+    task_name: str,
+    sampler: str,
+    chains: int,
+    *,
+    hparams: dict[str, Any] | None = None,
+    steps: int = 100,
+    rounds: int = 5,
+    prior_precision: float = 0.0,
+    implementations: tuple[str, ...] = IMPLEMENTATIONS,
+    seed: int = 0,
+    device: str = "cpu",
+) -> list[Timing]:
+    """Time each available implementation of ``sampler`` on ``task_name`` with ``chains``."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"speed compares {', '.join(SAMPLERS)}; got {sampler!r}")
+    if steps < 1 or rounds < 1:
+        raise ValueError("steps and rounds must be at least 1")
+    task = tasks.make(task_name)
+    if hasattr(task, "to"):
+        task.to(device)
+    hparams = dict(hparams or {})
+    theta0 = torch.cat([task.init(seed + c, 1) for c in range(chains)]).to(device)
+    potential = task.potential(prior_precision=prior_precision)
+    batch = task.batch() if hasattr(task, "batch") else None
+
+    runners: dict[str, tuple[Callable[[int], None], float, str]] = {}
+    for impl in implementations:
+        built = _build(impl, sampler, hparams, task, potential, batch, theta0, seed, steps)
+        if built is not None:
+            runners[impl] = built
+    if not runners:
+        raise ValueError(f"no implementation of {sampler!r} among {implementations}")
+
+    times: dict[str, list[float]] = {impl: [] for impl in runners}
+    for _ in range(rounds):
+        for impl, (run_steps, _, _) in runners.items():
+            tick = time.perf_counter()
+            run_steps(steps)
+            times[impl].append(time.perf_counter() - tick)
+    return [
+        Timing(impl, chains, steps, times[impl], evals, note)
+        for impl, (_, evals, note) in runners.items()
+    ]
+
+
+def _build(impl, sampler, hparams, task, potential, batch, theta0, seed, steps):
+    """``(run(steps), grad evals per chain-step, note)`` or None where there is no such
+    implementation. Every runner is warmed up (compiled) before it is returned."""
+    if impl in ("ours", "blackjax", "pyro"):
+        name = sampler if impl == "ours" else f"{impl}.{sampler}"
+        if name not in samplers.names():
+            return None
+        return _stepper(samplers.make(name, **_only(name, hparams)), potential, batch, theta0)
+    if impl == "blackjax-scan":
+        return _blackjax_scan(sampler, hparams, potential, batch, theta0, seed, steps)
+    if impl == "pyro-mcmc":
+        if f"pyro.{sampler}" not in samplers.names():
+            return None
+        return _pyro_mcmc(sampler, hparams, potential, batch, theta0)
+    raise ValueError(f"unknown implementation {impl!r}; choose from {IMPLEMENTATIONS}")
+
+
+def _only(name: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters this sampler takes (ours and the peers' names overlap)."""
+    accepted = samplers.lookup(name).params
+    return {k: v for k, v in hparams.items() if k in accepted}
+
+
+def _stepper(sampler, potential, batch, theta0):
+    generator = torch.Generator(device=theta0.device).manual_seed(0)
+    box = {"state": sampler.init(theta0.clone())}
+    evals: list[int] = []
+
+    def run(steps: int) -> None:
+        state = box["state"]
+        for _ in range(steps):
+            state, info = sampler.step(state, potential, batch, generator)
+            evals.append(info.grad_evals)
+        _sync(state.theta)
+        box["state"] = state
+
+    run(3)  # compile and warm up
+    evals.clear()
+    run(5)
+    return run, statistics.mean(evals), ""
+
+
+def _blackjax_scan(sampler, hparams, potential, batch, theta0, seed, steps):
+    if f"blackjax.{sampler}" not in samplers.names():
+        return None
+    import jax
+    import jax.numpy as jnp
+
+    from samplers.peers import blackjax_backend as bj
+    from samplers.peers.jax_tasks import chain_vector, port, to_jax
+
+    peer = samplers.make(f"blackjax.{sampler}", **_only(f"blackjax.{sampler}", hparams))
+    jp = port(potential)
+    chains = theta0.shape[0]
+    data, lam = jp.data(batch), jp.prior_precision(chains)
+    h = {k: chain_vector(v, chains) for k, v in peer.hparams.items() if k != "adapt_steps"}
+    theta = to_jax(theta0)
+
+    if sampler == "sgld":
+        run_scan = bj.BlackJAXSGLD.scan(jp)
+        args = (data, lam, h["step_size"], h["temperature"])
+        evals = 1.0
+    elif sampler == "sghmc":
+        k = peer.num_integration_steps
+        transition = jax.vmap(bj.sghmc_transition(jp, k), in_axes=(0, 0, None, 0, 0, 0, 0))
+        run_scan = _scan_positions(transition)
+        args = (data, lam, h["step_size"], h["friction"], h["temperature"])
+        evals = float(k)
+    else:
+        statics = (peer.num_leapfrog,) if sampler == "hmc" else (peer.max_num_doublings,)
+        fns = bj.build_hmc_family(jp, sampler, statics, peer.target_accept)
+        kernel = bj.hmc_kernel(sampler, statics)
+
+        def one(key, s, eps, lam_c, tau_c):
+            logdensity = fns["logdensity"](data, lam_c, tau_c)
+            return kernel(key, s, logdensity, eps, jnp.ones_like(s.position))
+
+        one_per_chain = jax.vmap(one)
+
+        @partial(jax.jit, static_argnames="n")
+        def run_mcmc(seed, state, eps, lam, tau, n):
+            def body(s, key):
+                s, info = one_per_chain(jax.random.split(key, chains), s, eps, lam, tau)
+                return s, info.num_integration_steps
+
+            return jax.lax.scan(body, state, jax.random.split(jax.random.key(seed), n))
+
+        box = {"state": fns["init"](theta, data, lam, h["temperature"])}
+        counts: list[float] = []
+
+        def run(n: int) -> None:
+            state, num = run_mcmc(seed, box["state"], h["step_size"], lam, h["temperature"], n)
+            jax.block_until_ready(state)
+            box["state"] = state
+            counts.append(float(jnp.mean(num)))
+
+        run(steps)  # compile for the timed length
+        counts.clear()
+        run(steps)
+        return run, statistics.mean(counts), "fixed step size"
+
+    box = {"theta": theta}
+
+    def run(n: int) -> None:
+        box["theta"] = run_scan(seed, box["theta"], *args, steps=n)
+        jax.block_until_ready(box["theta"])
+
+    run(steps)  # compile for the timed length
+    return run, evals, ""
+
+
+def _scan_positions(transition):
+    import jax
+
+    def run(seed, theta, *args, steps):
+        def body(theta, key):
+            return transition(jax.random.split(key, theta.shape[0]), theta, *args), None
+
+        theta, _ = jax.lax.scan(body, theta, jax.random.split(jax.random.key(seed), steps))
+        return theta
+
+    return jax.jit(run, static_argnames="steps")
+
+
+def _pyro_mcmc(sampler, hparams, potential, batch, theta0):
+    from pyro.infer import MCMC
+
+    from samplers.peers.pyro_backend import _Counter, chain_potential
+
+    peer = samplers.make(f"pyro.{sampler}", **_only(f"pyro.{sampler}", hparams))
+    chains = theta0.shape[0]
+    counters = []
+
+    def run(steps: int) -> None:
+        counters.clear()
+        for c in range(chains):
+            fn = _Counter(chain_potential(potential, c, chains), batch, peer.temperature)
+            kernel = peer._kernel(fn, c)
+            mcmc = MCMC(
+                kernel,
+                num_samples=steps,
+                warmup_steps=0,
+                initial_params={"theta": theta0[c].detach().clone()},
+                disable_progbar=True,
+            )
+            with torch.enable_grad():
+                mcmc.run()
+            counters.append(fn.calls / (steps + 1))
+
+    run(2)
+    return run, statistics.mean(counters), "per chain, sequential"
+
+
+def _sync(theta: torch.Tensor) -> None:
+    if theta.device.type == "cuda":
+        torch.cuda.synchronize(theta.device)  # GPU sync point: the timing must include the queue
+
+
+def format_table(timings: list[Timing], task: str, sampler: str) -> str:
+    """A text table: seconds per step, gradient evaluations per second and the ratio to ours."""
+    ours = {t.chains: t for t in timings if t.implementation == "ours"}
+    head = ["chains", "implementation", "ms/step", "grads/step", "grads/s", "x ours", "note"]
+    rows = []
+    for t in timings:
+        ref = ours.get(t.chains)
+        ratio = f"{t.seconds_per_grad_eval / ref.seconds_per_grad_eval:.2f}" if ref else "-"
+        rows.append(
+            [
+                str(t.chains),
+                t.implementation,
+                f"{1e3 * t.seconds_per_step:.3f}",
+                f"{t.grad_evals_per_step:g}",
+                f"{t.grad_evals_per_second:,.0f}",
+                ratio,
+                t.note,
+            ]
+        )
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = [
+        f"{task} · {sampler}: median of interleaved rounds; x ours = time per gradient "
+        f"evaluation relative to ours (> 1: slower than ours); torch threads "
+        f"{torch.get_num_threads()}",
+    ]
+    for row in [head, *rows]:
+        lines.append("  ".join(x.rjust(w) for x, w in zip(row, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    from bench.__main__ import BadInput, parse_sets
+
+    hparams = parse_sets(args.set)
+    if args.sampler not in SAMPLERS:
+        raise BadInput(f"--sampler must be one of {', '.join(SAMPLERS)}, got {args.sampler!r}")
+    if any(c < 1 for c in args.chains):
+        raise BadInput("--chains must be at least 1")
+    impls = tuple(args.only) if args.only else IMPLEMENTATIONS
+    timings: list[Timing] = []
+    for chains in args.chains:
+        timings += measure(
+            args.task,
+            args.sampler,
+            chains,
+            hparams=hparams,
+            steps=args.steps,
+            rounds=args.rounds,
+            prior_precision=args.prior_precision,
+            implementations=impls,
+            device=args.device or "cpu",
+        )
+    print(format_table(timings, args.task, args.sampler))
+    return 0
+
+
+def add_arguments(sub) -> None:
+    p = sub.add_parser(
+        "speed",
+        help="time ours, BlackJAX's and Pyro's implementation of a sampler side by side",
+    )
+    p.add_argument("--task", required=True)
+    p.add_argument("--sampler", required=True, help=f"one of {', '.join(SAMPLERS)}")
+    p.add_argument("--chains", type=int, nargs="+", default=[1, 16])
+    p.add_argument("--steps", type=int, default=100, help="steps per timed round")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median reported)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a hyperparameter")
+    p.add_argument("--prior-precision", type=float, default=0.0)
+    p.add_argument(
+        "--only", nargs="+", choices=IMPLEMENTATIONS, help="time only these implementations"
+    )
+    p.add_argument("--device", default=None, help="cpu (default) or cuda")
+    p.set_defaults(func=main)
+
+
+__all__ = ["Timing", "add_arguments", "format_table", "measure"]
+

@@ -1,0 +1,510 @@
+"""The results store: every run in an embedded SQLite database that survives interruption.
+
+One file (default ``results/store.sqlite`` under the working directory, ``--store PATH`` to
+choose) holds::
+
+    meta      key -> value: the schema version and the application, checked on every open
+    runs      one row per finished vectorized run (a RunResult): its key, task, sampler,
+              hyperparameters, seeds, budget, code version, device, timings, the result as JSON
+              and the evaluation curves (zlib-compressed JSON)
+    chains    one row per chain of a run: t_mem / t_grok in steps, gradient evaluations and
+              seconds (NULL = not reached, censored at ``censored_at``), divergence, acceptance
+    compares  one row per comparison protocol on a task (its preset and settings)
+    entries   one row per (comparison, sampler): the trials and their tuning runs, the chosen
+              configuration and its runs on fresh seeds
+
+**Keys.** A run's key is a hash of everything that determines its numbers: the task's name and
+configuration, the sampler, the hyperparameters, the prior precision, the seeds, the budget, the
+evaluation interval, the batch size, the data seed and :data:`NUMERICS_VERSION`. It does *not*
+contain the git commit (recorded per run as ``code_version``), so a finished run is reused
+across commits until someone bumps :data:`NUMERICS_VERSION` because the numbers would change.
+It does not contain the device either: a CPU and a GPU run of the same key agree in law, not
+bit for bit, and the one stored first is kept (its device is recorded and reported).
+
+**Crash safety.** Each finished run is written in one transaction (WAL journal), so a compare
+killed at any moment, ``kill -9`` included, loses at most the run in flight; a rerun finds every
+committed run by its key and does not run or insert it again (the key is the primary key).
+
+**Refusals.** A file that is not an SQLite database, fails ``PRAGMA quick_check``, belongs to
+another application, or was written with another :data:`SCHEMA_VERSION` raises
+:class:`StoreError` with the path and what to do; nothing is overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import sqlite3
+import subprocess
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.run import ChainResult, RunResult
+
+#: Bump when the on-disk layout changes; an older or newer store is refused, never rewritten.
+SCHEMA_VERSION = 1
+#: Bump when the numbers a run produces would change (samplers, tasks, the loop): part of
+#: every run key, so old runs are not reused for new numerics (they stay in the store).
+NUMERICS_VERSION = "1"
+APPLICATION = "grokbench"
+DEFAULT_PATH = Path("results") / "store.sqlite"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (
+    key TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    task_config TEXT NOT NULL,
+    sampler TEXT NOT NULL,
+    hparams TEXT NOT NULL,
+    prior_precision TEXT NOT NULL,
+    seeds TEXT NOT NULL,
+    budget INTEGER NOT NULL,
+    eval_every INTEGER NOT NULL,
+    numerics_version TEXT NOT NULL,
+    code_version TEXT NOT NULL,
+    device TEXT NOT NULL,
+    steps_run INTEGER NOT NULL,
+    grad_evals_per_step INTEGER NOT NULL,
+    seconds_train REAL NOT NULL,
+    seconds_eval REAL NOT NULL,
+    seconds_wall REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    result TEXT NOT NULL,
+    curves BLOB NOT NULL
+);
+CREATE TABLE chains (
+    run_key TEXT NOT NULL REFERENCES runs(key),
+    chain INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    hparams TEXT NOT NULL,
+    t_mem INTEGER, t_grok INTEGER,
+    t_mem_grad_evals INTEGER, t_grok_grad_evals INTEGER,
+    t_mem_seconds REAL, t_grok_seconds REAL,
+    censored_at INTEGER NOT NULL,
+    diverged INTEGER NOT NULL,
+    accept_rate REAL NOT NULL,
+    PRIMARY KEY (run_key, chain)
+);
+CREATE TABLE compares (
+    key TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    task_config TEXT NOT NULL,
+    preset TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE entries (
+    compare_key TEXT NOT NULL REFERENCES compares(key),
+    sampler TEXT NOT NULL,
+    trials TEXT NOT NULL,
+    tuning_runs TEXT NOT NULL,
+    chosen TEXT NOT NULL,
+    final_runs TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (compare_key, sampler)
+);
+"""
+
+
+class StoreError(ValueError):
+    """A store that cannot be used: unwritable, corrupt, foreign or of another schema version."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One sampler's row of a comparison, as stored."""
+
+    compare_key: str
+    sampler: str
+    trials: list[dict[str, Any]]  # each: config, the run and chains that tried it, its score
+    tuning_runs: list[str]
+    chosen: dict[str, Any]  # the chosen trial's config
+    final_runs: list[str]  # the chosen configuration on fresh seeds (several if chunked)
+
+
+@dataclass(frozen=True)
+class Compare:
+    key: str
+    task: str
+    task_config: dict[str, Any]
+    preset: str
+    protocol: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
+def run_key(
+    task: Any,
+    sampler: str,
+    hparams: Mapping[str, Any],
+    *,
+    prior_precision: Any,
+    seeds: Sequence[int],
+    budget: int,
+    eval_every: int,
+    batch_size: int | None = None,
+    data_seed: int = 0,
+) -> str:
+    """The reuse key of a run (see the module docstring): 24 hex digits of a SHA-256."""
+    return digest(
+        {
+            "task": task.name,
+            "task_config": getattr(task, "config", {}),
+            "sampler": sampler,
+            "hparams": dict(hparams),
+            "prior_precision": prior_precision,
+            "seeds": list(seeds),
+            "budget": budget,
+            "eval_every": eval_every,
+            "batch_size": batch_size,
+            "data_seed": data_seed,
+            "numerics": NUMERICS_VERSION,
+        }
+    )
+
+
+def digest(payload: Any) -> str:
+    text = json.dumps(_plain(payload), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def code_version() -> str:
+    """``git rev-parse --short HEAD``, with ``+dirty`` when tracked files are modified;
+    ``unknown`` outside a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+class Store:
+    """An open results store. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_PATH, *, create: bool = True):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"store path {self.path} is a directory; give a file path")
+        if not self.path.exists():
+            if not create:
+                raise StoreError(
+                    f"no results store at {self.path}; run `python -m bench compare` first or "
+                    "pass --store PATH"
+                )
+            _check_creatable(self.path)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot open the results store {self.path}: {err}") from None
+        try:
+            self._open()
+        except sqlite3.DatabaseError as err:
+            self._db.close()
+            raise StoreError(
+                f"{self.path} is not a readable grokbench store ({err}); it may be corrupt or "
+                "another program's file. It was left untouched: move it away or pass another "
+                "--store PATH"
+            ) from None
+        except StoreError:
+            self._db.close()
+            raise
+
+    def _open(self) -> None:
+        db = self._db
+        check = db.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise StoreError(
+                f"{self.path} failed SQLite's integrity check ({check}); it was left untouched: "
+                "move it away or pass another --store PATH"
+            )
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            self._create()
+            return
+        if "meta" not in tables:
+            raise StoreError(
+                f"{self.path} is an SQLite database but not a grokbench store (tables: "
+                f"{', '.join(sorted(tables))}); it was left untouched: pass another --store PATH"
+            )
+        meta = dict(db.execute("SELECT key, value FROM meta"))
+        if meta.get("application") != APPLICATION:
+            raise StoreError(f"{self.path} is not a grokbench store (meta: {meta})")
+        version = meta.get("schema_version")
+        if version != str(SCHEMA_VERSION):
+            raise StoreError(
+                f"{self.path} was written with store schema version {version}; this code reads "
+                f"version {SCHEMA_VERSION}. It was left untouched: use the matching version of "
+                "grokbench, or pass another --store PATH to start a new store"
+            )
+        db.execute("PRAGMA journal_mode=WAL")
+
+    def _create(self) -> None:
+        db = self._db
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            with self.transaction():
+                # Two processes may create the same store at once: the loser sees the tables.
+                if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    return
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [
+                        ("application", APPLICATION),
+                        ("schema_version", str(SCHEMA_VERSION)),
+                        ("created_numerics_version", NUMERICS_VERSION),
+                        ("created_at", repr(time.time())),
+                    ],
+                )
+        except sqlite3.OperationalError as err:
+            raise StoreError(f"cannot write the results store {self.path}: {err}") from None
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it is committed, or none of it."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- runs -------------------------------------------------------------------------------
+    def has_run(self, key: str) -> bool:
+        return self._db.execute("SELECT 1 FROM runs WHERE key = ?", (key,)).fetchone() is not None
+
+    def put_run(
+        self,
+        key: str,
+        result: RunResult,
+        *,
+        task_config: Mapping[str, Any],
+        seconds_wall: float,
+        code: str | None = None,
+    ) -> bool:
+        """Store a finished run and its chains in one transaction. Returns False (and keeps the
+        stored one) when a run with this key is already there."""
+        payload = result.to_dict()
+        curves = payload.pop("curves")
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM runs WHERE key = ?", (key,)).fetchone():
+                return False
+            db.execute(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    key,
+                    result.task,
+                    _dumps(_plain(task_config)),
+                    result.sampler,
+                    _dumps(result.hparams),
+                    _dumps(result.prior_precision),
+                    _dumps(result.seeds),
+                    result.budget,
+                    result.eval_every,
+                    NUMERICS_VERSION,
+                    code or code_version(),
+                    result.device,
+                    result.steps_run,
+                    result.grad_evals_per_step,
+                    result.seconds_train,
+                    result.seconds_eval,
+                    seconds_wall,
+                    time.time(),
+                    _dumps(payload),
+                    zlib.compress(_dumps(curves).encode(), 6),
+                ),
+            )
+            db.executemany(
+                "INSERT INTO chains VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        key,
+                        c.chain,
+                        c.seed,
+                        _dumps(c.hparams),
+                        c.t_mem,
+                        c.t_grok,
+                        c.t_mem_grad_evals,
+                        c.t_grok_grad_evals,
+                        c.t_mem_seconds,
+                        c.t_grok_seconds,
+                        c.censored_at,
+                        int(c.diverged),
+                        c.accept_rate,
+                    )
+                    for c in result.chains
+                ],
+            )
+        return True
+
+    def get_run(self, key: str, *, curves: bool = True) -> RunRecord | None:
+        row = self._db.execute(
+            "SELECT result, curves, code_version, seconds_wall, finished_at FROM runs "
+            "WHERE key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        payload = json.loads(row[0])
+        payload["chains"] = [ChainResult(**c) for c in payload["chains"]]
+        payload["curves"] = json.loads(zlib.decompress(row[1])) if curves else []
+        return RunRecord(
+            key=key,
+            result=RunResult(**payload),
+            code_version=row[2],
+            seconds_wall=row[3],
+            finished_at=row[4],
+        )
+
+    def run_keys(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT key FROM runs ORDER BY finished_at")]
+
+    def count(self, table: str) -> int:
+        if table not in {"runs", "chains", "compares", "entries"}:
+            raise ValueError(f"no table {table!r}")
+        return self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+    # -- comparisons ------------------------------------------------------------------------
+    def put_compare(
+        self, key: str, task: str, task_config: dict, preset: str, protocol: dict
+    ) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO compares VALUES (?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                "updated_at = excluded.updated_at",
+                (key, task, _dumps(task_config), preset, _dumps(protocol), now, now),
+            )
+
+    def put_entry(self, entry: Entry) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?)",
+                (
+                    entry.compare_key,
+                    entry.sampler,
+                    _dumps(entry.trials),
+                    _dumps(entry.tuning_runs),
+                    _dumps(entry.chosen),
+                    _dumps(entry.final_runs),
+                    now,
+                ),
+            )
+            db.execute("UPDATE compares SET updated_at = ? WHERE key = ?", (now, entry.compare_key))
+
+    def compares(self, task: str | None = None) -> list[Compare]:
+        """Comparisons, most recently updated first (only those of ``task`` if given)."""
+        query = "SELECT * FROM compares"
+        args: tuple = ()
+        if task is not None:
+            query += " WHERE task = ?"
+            args = (task,)
+        rows = self._db.execute(query + " ORDER BY updated_at DESC", args).fetchall()
+        return [
+            Compare(
+                key=r[0],
+                task=r[1],
+                task_config=json.loads(r[2]),
+                preset=r[3],
+                protocol=json.loads(r[4]),
+                created_at=r[5],
+                updated_at=r[6],
+            )
+            for r in rows
+        ]
+
+    def entries(self, compare_key: str) -> list[Entry]:
+        rows = self._db.execute(
+            "SELECT * FROM entries WHERE compare_key = ? ORDER BY sampler", (compare_key,)
+        ).fetchall()
+        return [
+            Entry(
+                compare_key=r[0],
+                sampler=r[1],
+                trials=json.loads(r[2]),
+                tuning_runs=json.loads(r[3]),
+                chosen=json.loads(r[4]),
+                final_runs=json.loads(r[5]),
+            )
+            for r in rows
+        ]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    key: str
+    result: RunResult
+    code_version: str
+    seconds_wall: float
+    finished_at: float
+
+
+def _check_creatable(path: Path) -> None:
+    """Refuse early (before any training) a store that could not be created."""
+    parent = path.parent if str(path.parent) else Path(".")
+    existing = parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StoreError(f"cannot create the results store {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise StoreError(f"cannot create the results store {path}: {existing} is not writable")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(f"cannot create the results store {path}: {err}") from None
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: tuples become lists, mappings get string keys."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _dumps(value: Any) -> str:
+    # NaN stays NaN (Python's JSON dialect) inside the store: curves hold NaN before t_mem.
+    return json.dumps(value)
