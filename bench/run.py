@@ -180,9 +180,10 @@ def run(
     curves: list[dict[str, float]] = []
 
     bar = _progress(progress, budget, f"{task.name} · {name}")
-    metrics = _evaluate(task, theta0, theta0, tracker)
+    metrics = _evaluate(task, theta0)
+    tracker.update(0, 0, 0.0, metrics, theta0)
+    metrics.update(_geometry(theta0, theta0, tracker.theta_mem))
     curves += _rows(0, 0, 0.0, metrics, None, chains)
-    tracker.update(0, 0, 0.0, metrics, state.theta)
 
     step = 0
     window = 0
@@ -208,7 +209,7 @@ def run(
         _synchronize(device)
         seconds_train += time.perf_counter() - clock
         tick = time.perf_counter()
-        metrics = _evaluate(task, state.theta, theta0, tracker)
+        metrics = _evaluate(task, state.theta)
         accept = accept_window / window
         accept_sum += accept_window
         accept_window.zero_()
@@ -219,6 +220,7 @@ def run(
             # samplers keep a diverged chain at its last finite position; hold it there
             frozen = state.theta.clone()
         tracker.update(step, grad_evals, seconds_train, metrics, state.theta)
+        metrics.update(_geometry(state.theta, theta0, tracker.theta_mem))
         curves += _rows(step, grad_evals, seconds_train, metrics, accept, chains)
         if on_eval is not None:
             on_eval(step, metrics)
@@ -336,18 +338,26 @@ class _Tracker:
         )
 
 
-def _evaluate(task, theta: Tensor, theta0: Tensor, tracker: _Tracker) -> dict[str, Tensor]:
-    """The task's metrics plus the geometry of the walk: ‖θ‖, distance from the start and from
-    the position at memorisation (drift before t_mem, diffusion after: DESIGN §1)."""
+def _evaluate(task, theta: Tensor) -> dict[str, Tensor]:
     with torch.no_grad():
-        metrics = dict(task.evaluate(theta))
-        metrics["weight_norm"] = theta.norm(dim=1)
-        metrics["dist_init"] = (theta - theta0).norm(dim=1)
-        if tracker.theta_mem is not None:
-            metrics["dist_mem"] = (theta - tracker.theta_mem).norm(dim=1)  # NaN before t_mem
-        else:
-            metrics["dist_mem"] = torch.full_like(metrics["weight_norm"], math.nan)
-    return metrics
+        return dict(task.evaluate(theta))
+
+
+def _geometry(theta: Tensor, theta0: Tensor, theta_mem: Tensor | None) -> dict[str, Tensor]:
+    """The geometry of the walk: ‖θ‖, distance from the start, and distance from the position at
+    memorisation (NaN before t_mem). Drift before t_mem, diffusion after (DESIGN §1)."""
+    with torch.no_grad():
+        norm = theta.norm(dim=1)
+        dist_mem = (
+            torch.full_like(norm, math.nan)
+            if theta_mem is None
+            else (theta - theta_mem).norm(dim=1)
+        )
+        return {
+            "weight_norm": norm,
+            "dist_init": (theta - theta0).norm(dim=1),
+            "dist_mem": dist_mem,
+        }
 
 
 def _non_finite(theta: Tensor, metrics: Mapping[str, Tensor]) -> Tensor:

@@ -24,14 +24,17 @@ def outcome(chain):
     return (chain.t_mem, chain.t_grok, chain.diverged, chain.censored_at)
 
 
-def test_records_memorisation_and_generalisation(small):
-    result = run(small, "adamw", ADAMW, seeds=2, budget=400, eval_every=5, progress=False)
-    assert result.steps_run <= 400 and len(result.chains) == 2
+def test_records_memorisation_and_generalisation():
+    light = tasks.make("add_mod31_quadratic")  # groks in ~900 AdamW steps
+    hparams = {k: v for k, v in light.reference.items() if k != "sampler"}
+    result = run(light, "adamw", hparams, seeds=2, budget=3000, eval_every=10, progress=False)
+    assert result.steps_run < 3000 and len(result.chains) == 2
     for chain in result.chains:
         assert chain.memorized and chain.grokked
-        assert chain.t_mem % 5 == 0 and chain.t_grok % 5 == 0  # resolution = eval_every
+        assert chain.t_mem % 10 == 0 and chain.t_grok % 10 == 0  # resolution = eval_every
         assert chain.t_mem_grad_evals == chain.t_mem  # AdamW: one gradient per step
-        assert 0 < chain.t_mem_seconds <= chain.t_grok_seconds or chain.t_mem == chain.t_grok
+        assert chain.t_grok >= 3 * chain.t_mem  # grokking: a clear delay
+        assert 0 < chain.t_mem_seconds < chain.t_grok_seconds
         assert not chain.diverged
     # it stopped as soon as every chain had reached the target
     assert result.steps_run == max(c.t_grok for c in result.chains)
@@ -58,11 +61,27 @@ def test_unreached_targets_are_censored_not_counted_as_the_budget(small):
 
 
 def test_chains_in_one_run_match_separate_runs(small):
-    together = run(small, "adamw", ADAMW, seeds=[3, 4, 5], budget=120, eval_every=10,
-                   progress=False, stop_when_grokked=False)
+    together = run(
+        small,
+        "adamw",
+        ADAMW,
+        seeds=[3, 4, 5],
+        budget=120,
+        eval_every=10,
+        progress=False,
+        stop_when_grokked=False,
+    )
     for c, seed in enumerate([3, 4, 5]):
-        alone = run(small, "adamw", ADAMW, seeds=[seed], budget=120, eval_every=10,
-                    progress=False, stop_when_grokked=False)
+        alone = run(
+            small,
+            "adamw",
+            ADAMW,
+            seeds=[seed],
+            budget=120,
+            eval_every=10,
+            progress=False,
+            stop_when_grokked=False,
+        )
         assert outcome(together.chains[c]) == outcome(alone.chains[0])
         # float32 sums in a batched matmul of another batch size round differently: 120 steps
         # of AdamW carry that to ~1e-4 relative
@@ -71,8 +90,15 @@ def test_chains_in_one_run_match_separate_runs(small):
 
 
 def test_a_grid_of_hyperparameters_runs_as_one_job(small):
-    grid = run(small, "sgld", {"step_size": [1e-2, 3e-2], "temperature": [0.0, 1e-6]},
-               seeds=[0, 0], budget=20, eval_every=10, progress=False)
+    grid = run(
+        small,
+        "sgld",
+        {"step_size": [1e-2, 3e-2], "temperature": [0.0, 1e-6]},
+        seeds=[0, 0],
+        budget=20,
+        eval_every=10,
+        progress=False,
+    )
     assert [c.hparams["step_size"] for c in grid.chains] == [1e-2, 3e-2]
     assert [c.hparams["temperature"] for c in grid.chains] == [0.0, 1e-6]
     with pytest.raises(ValueError, match="one value per chain"):
@@ -81,51 +107,129 @@ def test_a_grid_of_hyperparameters_runs_as_one_job(small):
 
 def test_a_diverging_chain_is_marked_frozen_and_reported(small):
     """SGD with a huge step on chain 1 overflows; chain 0 must carry on untouched."""
-    result = run(small, "sgd", {"step_size": [1e-2, 1e30]}, seeds=[0, 0], budget=30,
-                 eval_every=5, progress=False)
+    result = run(
+        small,
+        "sgd",
+        {"step_size": [1e-2, 1e30]},
+        seeds=[0, 0],
+        budget=30,
+        eval_every=5,
+        progress=False,
+    )
     good, bad = result.chains
     assert bad.diverged and bad.diverged_step is not None and bad.divergent_transitions > 0
     assert not good.diverged and good.divergent_transitions == 0
     rows = [r for r in result.curves if r["chain"] == 1 and r["step"] >= bad.diverged_step]
     assert len({r["dist_init"] for r in rows}) == 1  # frozen where it stood ...
     assert torch.isfinite(result.theta[1]).all()  # ... at its last finite position
-    alone = run(small, "sgd", {"step_size": 1e-2}, seeds=[0], budget=30, eval_every=5,
-                progress=False)
+    alone = run(
+        small, "sgd", {"step_size": 1e-2}, seeds=[0], budget=30, eval_every=5, progress=False
+    )
     assert good.final == pytest.approx(alone.chains[0].final, rel=1e-5, nan_ok=True)
 
 
 def test_start_from_a_given_theta(small):
     """Ten steps then ten more from where they ended equals twenty steps (gradient descent)."""
-    first = run(small, "sgd", {"step_size": 0.05}, seeds=2, budget=10, eval_every=10,
-                progress=False, stop_when_grokked=False)
-    second = run(small, "sgd", {"step_size": 0.05}, seeds=2, budget=10, eval_every=10,
-                 progress=False, stop_when_grokked=False, theta0=first.theta)
-    straight = run(small, "sgd", {"step_size": 0.05}, seeds=2, budget=20, eval_every=20,
-                   progress=False, stop_when_grokked=False)
+    first = run(
+        small,
+        "sgd",
+        {"step_size": 0.05},
+        seeds=2,
+        budget=10,
+        eval_every=10,
+        progress=False,
+        stop_when_grokked=False,
+    )
+    second = run(
+        small,
+        "sgd",
+        {"step_size": 0.05},
+        seeds=2,
+        budget=10,
+        eval_every=10,
+        progress=False,
+        stop_when_grokked=False,
+        theta0=first.theta,
+    )
+    straight = run(
+        small,
+        "sgd",
+        {"step_size": 0.05},
+        seeds=2,
+        budget=20,
+        eval_every=20,
+        progress=False,
+        stop_when_grokked=False,
+    )
     torch.testing.assert_close(second.theta, straight.theta)
 
 
 def test_hmc_always_gets_the_full_training_set(small):
-    result = run(small, "hmc", dict(step_size=1e-3, num_leapfrog=3, temperature=1e-4),
-                 seeds=1, budget=4, eval_every=2, batch_size=8, progress=False)
+    result = run(
+        small,
+        "hmc",
+        dict(step_size=1e-3, num_leapfrog=3, temperature=1e-4),
+        seeds=1,
+        budget=4,
+        eval_every=2,
+        batch_size=8,
+        progress=False,
+    )
     assert result.batch_size is None
     assert result.grad_evals_per_step == 4
     assert 0.0 <= result.chains[0].accept_rate <= 1.0
 
 
 def test_minibatches_are_shared_and_seeded(small):
-    a = run(small, "sgd", {"step_size": 0.05}, seeds=1, budget=10, eval_every=10, batch_size=8,
-            progress=False, stop_when_grokked=False, data_seed=1)
-    b = run(small, "sgd", {"step_size": 0.05}, seeds=1, budget=10, eval_every=10, batch_size=8,
-            progress=False, stop_when_grokked=False, data_seed=1)
-    c = run(small, "sgd", {"step_size": 0.05}, seeds=1, budget=10, eval_every=10, batch_size=8,
-            progress=False, stop_when_grokked=False, data_seed=2)
+    a = run(
+        small,
+        "sgd",
+        {"step_size": 0.05},
+        seeds=1,
+        budget=10,
+        eval_every=10,
+        batch_size=8,
+        progress=False,
+        stop_when_grokked=False,
+        data_seed=1,
+    )
+    b = run(
+        small,
+        "sgd",
+        {"step_size": 0.05},
+        seeds=1,
+        budget=10,
+        eval_every=10,
+        batch_size=8,
+        progress=False,
+        stop_when_grokked=False,
+        data_seed=1,
+    )
+    c = run(
+        small,
+        "sgd",
+        {"step_size": 0.05},
+        seeds=1,
+        budget=10,
+        eval_every=10,
+        batch_size=8,
+        progress=False,
+        stop_when_grokked=False,
+        data_seed=2,
+    )
     assert torch.equal(a.theta, b.theta) and not torch.equal(a.theta, c.theta)
 
 
 def test_a_gaussian_target_runs_for_its_budget():
-    result = run(tasks.make("gaussian_illcond"), "sgld", {"step_size": 1e-3, "temperature": 1.0},
-                 seeds=3, budget=50, eval_every=10, progress=False)
+    result = run(
+        tasks.make("gaussian_illcond"),
+        "sgld",
+        {"step_size": 1e-3, "temperature": 1.0},
+        seeds=3,
+        budget=50,
+        eval_every=10,
+        progress=False,
+    )
     assert result.steps_run == 50
     assert all(c.t_mem is None and c.t_grok is None for c in result.chains)
     assert "potential" in result.curves[0]
