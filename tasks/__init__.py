@@ -14,6 +14,18 @@ See :mod:`tasks.base` for the task contract, :mod:`tasks.models` for the chain-b
 
 from .base import ModelPotential, Task, TaskError
 from .models import ChainModel
-from .registry import make, names, register
+from .registry import LIGHT_TASK, LIGHT_TASKS, MEDIUM_TASK, PAPER_TASK, make, names, register
 
-__all__ = ["ChainModel", "ModelPotential", "Task", "TaskError", "make", "names", "register"]
+__all__ = [
+    "LIGHT_TASK",
+    "LIGHT_TASKS",
+    "MEDIUM_TASK",
+    "PAPER_TASK",
+    "ChainModel",
+    "ModelPotential",
+    "Task",
+    "TaskError",
+    "make",
+    "names",
+    "register",
+]

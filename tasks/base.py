@@ -12,7 +12,8 @@ A :class:`Task` holds a table ``a ∘ b`` split into training and validation pai
 The potential is ``U(theta) = mean training loss over the batch + ½·prior_precision·‖theta‖²``
 per chain. The per-example loss is cross-entropy (``loss="ce"``) or the squared error to the
 one-hot target averaged over classes (``loss="mse"``, so the mean over a batch is
-``torch.nn.functional.mse_loss`` of Gromov 2023).
+``torch.nn.functional.mse_loss`` of Gromov 2023). Losses are computed in theta's dtype (Nanda et
+al. upcast the logits to float64; pass a float64 theta for that).
 
 The split is deterministic: ``perm = torch.randperm(N, generator=torch.Generator().manual_seed(
 split_seed))``; the first ``round(frac_train·N)`` indices of ``perm`` are the training pairs, the
@@ -57,7 +58,7 @@ def per_example_loss(logits: Tensor, y: Tensor, loss: str) -> Tensor:
     raise TaskError(f"unknown loss {loss!r}; choose one of {LOSSES}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ModelPotential:
     """``U(theta, batch) -> (C,)``: mean loss over ``batch`` plus ``½·prior_precision·‖theta‖²``.
 
@@ -99,7 +100,7 @@ def split_indices(n: int, frac_train: float, split_seed: int) -> tuple[Tensor, T
     return perm[:n_train].sort().values, perm[n_train:].sort().values
 
 
-@dataclass
+@dataclass(eq=False)
 class Task:
     """A grokking task: the split table, the model, the potential, the target and the budget.
 
@@ -165,9 +166,7 @@ class Task:
         """The full training batch."""
         return self.train
 
-    def batches(
-        self, generator: torch.Generator, batch_size: int | None = None
-    ) -> Iterator[Batch]:
+    def batches(self, generator: torch.Generator, batch_size: int | None = None) -> Iterator[Batch]:
         """Endless minibatches: each epoch is a fresh permutation drawn from ``generator``.
 
         ``batch_size`` defaults to the task's; ``None`` yields the full training set forever.
@@ -225,6 +224,7 @@ def table_task(
     *,
     name: str,
     description: str,
+    generic_description: str | None = None,
     pairs: Tensor,
     answers: Tensor,
     n_operands: int,
@@ -237,7 +237,9 @@ def table_task(
 
     ``defaults`` are the registered settings (``TASK_KEYS`` plus knobs of the default model);
     ``model_defaults[model]`` gives each model's ``loss``, ``reference`` and ``budget`` defaults,
-    used when the model is overridden. Unknown keys raise :class:`TaskError`.
+    used when the model is overridden. Unknown keys raise :class:`TaskError`. ``description``
+    (with ``{model}``, ``{pct}``, ``{n}`` fields) gives way to ``generic_description`` when the
+    overrides change the model, its knobs, the loss or the reference it may describe.
     """
     model_name = overrides.get("model", defaults["model"])
     if model_name not in MODELS:
@@ -257,6 +259,12 @@ def table_task(
         settings["model"] = model_name
     settings.update(overrides)
 
+    reference = settings["reference"]
+    if not isinstance(reference, Mapping) or "sampler" not in reference:
+        raise TaskError(
+            f"{name}: reference must be a dict naming a 'sampler' and its hyperparameters, "
+            f"got {reference!r}"
+        )
     loss = settings["loss"]
     if loss not in LOSSES:
         raise TaskError(f"{name}: unknown loss {loss!r}; choose one of {LOSSES}")
@@ -272,7 +280,9 @@ def table_task(
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise TaskError(f"{name}: batch_size must be None (full batch) or >= 1, got {batch_size!r}")
     if not 0.0 < settings["target"] <= 1.0:
-        raise TaskError(f"{name}: target is a validation accuracy in (0, 1], got {settings['target']}")
+        raise TaskError(
+            f"{name}: target is a validation accuracy in (0, 1], got {settings['target']}"
+        )
 
     try:
         train_idx, val_idx = split_indices(len(answers), float(frac_train), settings["split_seed"])
@@ -285,6 +295,9 @@ def table_task(
     except ValueError as err:
         raise TaskError(f"{name}: {err}") from None
 
+    described = set(overrides) & {"loss", "reference", *knobs}
+    if generic_description and (described or model_name != defaults["model"]):
+        description = generic_description
     config = {k: settings[k] for k in TASK_KEYS}
     config.update(model.config())
     config["reference"] = dict(settings["reference"])

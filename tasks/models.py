@@ -85,7 +85,8 @@ class ChainModel:
         """Views of ``theta`` (C, D): ``{name: (C, *shape)}``; gradients flow back into theta."""
         if theta.dim() != 2 or theta.shape[1] != self.num_params:
             raise ValueError(
-                f"{self.name}: theta must have shape (C, {self.num_params}), got {tuple(theta.shape)}"
+                f"{self.name}: theta must have shape (C, {self.num_params}), "
+                f"got {tuple(theta.shape)}"
             )
         return {
             spec.name: theta[:, a:b].unflatten(1, spec.shape)
@@ -144,7 +145,9 @@ class Transformer(ChainModel):
     ):
         d_head = d_model // n_heads if d_head is None else d_head
         d_mlp = 4 * d_model if d_mlp is None else d_mlp
-        for key, value in dict(d_model=d_model, n_heads=n_heads, d_head=d_head, d_mlp=d_mlp).items():
+        for key, value in dict(
+            d_model=d_model, n_heads=n_heads, d_head=d_head, d_mlp=d_mlp
+        ).items():
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"transformer: {key} must be a positive integer, got {value!r}")
         self.n_operands, self.d_model, self.n_heads = n_operands, d_model, n_heads
@@ -208,7 +211,9 @@ class Transformer(ChainModel):
             + attn[..., 2:3] * v_eq.unsqueeze(1)
         )  # (C, n, H, dh)
         resid = resid_eq.unsqueeze(1) + torch.bmm(z.flatten(2), w["W_O"])  # (C, n, d)
-        hidden = torch.relu(torch.baddbmm(w["b_in"].unsqueeze(1), resid, w["W_in"]))  # (C, n, d_mlp)
+        hidden = torch.relu(
+            torch.baddbmm(w["b_in"].unsqueeze(1), resid, w["W_in"])
+        )  # (C, n, d_mlp)
         resid = resid + torch.baddbmm(w["b_out"].unsqueeze(1), hidden, w["W_out"])
         return torch.bmm(resid, w["W_U"])  # (C, n, K)
 

@@ -78,9 +78,9 @@ def permutation_factory(
     full.update(defaults)
     full["model"] = model
     name = name or op
-    text = description or (
-        f"S5 permutations, {OPERATIONS[op][0]}, {{model}} trained on {{pct}} of the {{n}} pairs"
-    )
+    formula = OPERATIONS[op][0]
+    generic = f"S5 permutations, {formula}, {{model}} trained on {{pct}} of the {{n}} pairs"
+    text = description or generic
     n = len(ELEMENTS)
 
     def factory(**overrides: Any) -> Task:
@@ -88,6 +88,7 @@ def permutation_factory(
         return table_task(
             name=name,
             description=text,
+            generic_description=generic,
             pairs=pairs,
             answers=answers,
             n_operands=n,

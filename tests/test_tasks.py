@@ -1,0 +1,601 @@
+"""Tests of the task registry, the data tables, the split, and the chain-batched models."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+import tasks
+from tasks import base, modular, permutations
+from tasks.toy import GaussianTarget
+
+# -- operation tables against independent pure-Python arithmetic ------------------------------
+
+
+def _expected(op: str, x: int, y: int, p: int) -> int:
+    if op == "add":
+        return (x + y) % p
+    if op == "sub":
+        return (x - y) % p
+    if op == "div":
+        return x * pow(y, -1, p) % p
+    if op == "divodd":
+        return x * pow(y, -1, p) % p if y % 2 == 1 else (x - y) % p
+    if op == "sqsum":
+        return (x**2 + y**2) % p
+    if op == "quad":
+        return (x**2 + x * y + y**2) % p
+    if op == "quadx":
+        return (x**2 + x * y + y**2 + x) % p
+    if op == "cubic":
+        return (x**3 + x * y) % p
+    if op == "cubic2":
+        return (x**3 + x * y**2 + y) % p
+    raise AssertionError(op)
+
+
+def test_the_nine_power_et_al_operations_are_registered():
+    assert list(modular.OPERATIONS) == [
+        "add",
+        "sub",
+        "div",
+        "divodd",
+        "sqsum",
+        "quad",
+        "quadx",
+        "cubic",
+        "cubic2",
+    ]
+
+
+@pytest.mark.parametrize("p", [7, 11])
+@pytest.mark.parametrize("op", list(modular.OPERATIONS))
+def test_modular_table_matches_python(op, p):
+    pairs, answers = modular.table(op, p)
+    ys = range(1, p) if op in ("div", "divodd") else range(p)
+    expected = {(x, y): _expected(op, x, y, p) for x in range(p) for y in ys}
+    got = {(int(a), int(b)): int(c) for (a, b), c in zip(pairs, answers, strict=True)}
+    assert got == expected
+    assert len(got) == len(pairs)  # no duplicates
+    assert pairs.dtype == answers.dtype == torch.int64
+
+
+def test_large_prime_cubic_does_not_overflow():
+    p = 1009
+    pairs, answers = modular.table("cubic2", p)
+    for i in torch.randint(0, len(pairs), (200,), generator=torch.Generator().manual_seed(0)):
+        x, y = map(int, pairs[i])
+        assert int(answers[i]) == _expected("cubic2", x, y, p)
+
+
+# -- S5 ------------------------------------------------------------------------------------------
+
+
+def _mul(a: tuple, b: tuple) -> tuple:
+    return tuple(a[b[i]] for i in range(5))  # (a·b)(i) = a(b(i))
+
+
+def _inv(a: tuple) -> tuple:
+    return tuple(sorted(range(5), key=lambda i: a[i]))
+
+
+S5 = list(itertools.permutations(range(5)))
+
+
+def test_s5_elements_are_lexicographic_permutations():
+    assert list(permutations.ELEMENTS) == S5
+    assert S5[0] == (0, 1, 2, 3, 4)
+
+
+@pytest.mark.parametrize(
+    "op, fn",
+    [
+        ("s5_compose", lambda x, y: _mul(x, y)),
+        ("s5_conj", lambda x, y: _mul(_mul(x, y), _inv(x))),
+        ("s5_xyx", lambda x, y: _mul(_mul(x, y), x)),
+    ],
+)
+def test_s5_tables_match_direct_composition(op, fn):
+    pairs, answers = permutations.table(op)
+    assert pairs.shape == (120 * 120, 2) and answers.shape == (120 * 120,)
+    for (i, j), k in zip(pairs.tolist(), answers.tolist(), strict=True):
+        assert S5[k] == fn(S5[i], S5[j])
+
+
+def test_s5_is_a_group():
+    _, answers = permutations.table("s5_compose")
+    table = answers.view(120, 120)
+    identity = 0
+    assert torch.equal(table[identity], torch.arange(120))
+    assert torch.equal(table[:, identity], torch.arange(120))
+    for row in table:  # a Latin square: every x has exactly one inverse on each side
+        assert sorted(row.tolist()) == list(range(120))
+    right = (table == identity).nonzero()[:, 1]  # right[x]: x·right[x] = e
+    left = (table.t() == identity).nonzero()[:, 1]  # left[x]: left[x]·x = e
+    assert torch.equal(right, left)
+    g = torch.Generator().manual_seed(0)
+    a, b, c = torch.randint(0, 120, (3, 500), generator=g)
+    assert torch.equal(table[table[a, b], c], table[a, table[b, c]])
+
+
+def test_s5_conj_and_xyx_are_defined_from_compose():
+    _, comp = permutations.table("s5_compose")
+    _, conj = permutations.table("s5_conj")
+    _, xyx = permutations.table("s5_xyx")
+    comp, conj, xyx = comp.view(120, 120), conj.view(120, 120), xyx.view(120, 120)
+    inverse = (comp == 0).nonzero()[:, 1]  # inverse[x]: x·inverse[x] = e
+    x = torch.arange(120).unsqueeze(1).expand(120, 120)
+    y = torch.arange(120).unsqueeze(0).expand(120, 120)
+    assert torch.equal(conj, comp[comp[x, y], inverse[x]])
+    assert torch.equal(xyx, comp[comp[x, y], x])
+
+
+# -- split ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("frac", [0.3, 0.5, 0.77])
+def test_split_sizes_disjoint_and_complete(frac):
+    task = tasks.make("add_mod11", frac_train=frac)
+    (xt, yt), (xv, yv) = task.train, task.val
+    n = 11 * 11
+    assert len(yt) == round(frac * n) and len(yv) == n - round(frac * n)
+    train = {tuple(r) for r in xt.tolist()}
+    val = {tuple(r) for r in xv.tolist()}
+    assert not train & val
+    assert train | val == {(x, y) for x in range(11) for y in range(11)}
+    for xs, ys in ((xt, yt), (xv, yv)):
+        assert xs.dtype == ys.dtype == torch.int64 and xs.shape == (len(ys), 2)
+        assert torch.equal(ys, (xs[:, 0] + xs[:, 1]) % 11)
+
+
+def test_split_is_deterministic_per_seed_and_differs_across_seeds():
+    a = tasks.make("div_mod13", split_seed=3)
+    b = tasks.make("div_mod13", split_seed=3)
+    c = tasks.make("div_mod13", split_seed=4)
+    assert torch.equal(a.train[0], b.train[0]) and torch.equal(a.val[0], b.val[0])
+    assert not torch.equal(a.train[0], c.train[0])
+    assert len(a.train[1]) + len(a.val[1]) == 13 * 12
+
+
+def test_split_does_not_touch_global_rng():
+    state = torch.random.get_rng_state()
+    tasks.make("add_mod11", split_seed=5)
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_split_recipe_is_the_documented_one():
+    task = tasks.make("sub_mod7", frac_train=0.4, split_seed=9)
+    pairs, _ = modular.table("sub", 7)
+    perm = torch.randperm(49, generator=torch.Generator().manual_seed(9))
+    k = round(0.4 * 49)
+    assert torch.equal(task.train[0], pairs[perm[:k].sort().values])
+
+
+# -- models: batched forward against a literal per-chain reference -------------------------------
+
+
+class NandaTransformer(nn.Module):
+    """Nanda et al.'s one-layer transformer, written literally: every position, causal mask."""
+
+    def __init__(self, m):
+        super().__init__()
+        for spec in m.specs:
+            self.register_parameter(spec.name, nn.Parameter(torch.zeros(spec.shape)))
+        self.H, self.dh, self.eq = m.n_heads, m.d_head, m.eq_token
+
+    def forward(self, x):
+        n = x.shape[0]
+        tokens = torch.cat([x, torch.full((n, 1), self.eq)], dim=1)  # (n, 3)
+        r = self.W_E[tokens] + self.W_pos  # (n, 3, d)
+        q, k, v = ((r @ w).view(n, 3, self.H, self.dh) for w in (self.W_Q, self.W_K, self.W_V))
+        scores = torch.einsum("nqhe,nkhe->nhqk", q, k) / math.sqrt(self.dh)
+        future = torch.triu(torch.ones(3, 3, dtype=torch.bool), diagonal=1)
+        attn = scores.masked_fill(future, float("-inf")).softmax(dim=-1)
+        z = torch.einsum("nhqk,nkhe->nqhe", attn, v).reshape(n, 3, -1)
+        r = r + z @ self.W_O
+        r = r + torch.relu(r @ self.W_in + self.b_in) @ self.W_out + self.b_out
+        return r[:, -1] @ self.W_U
+
+
+class EmbeddingMLPReference(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        for spec in m.specs:
+            self.register_parameter(spec.name, nn.Parameter(torch.zeros(spec.shape)))
+
+    def forward(self, x):
+        h = torch.cat([self.embed[x[:, 0]], self.embed[x[:, 1]]], dim=1)
+        return torch.relu(h @ self.W1 + self.b1) @ self.W2 + self.b2
+
+
+class QuadraticReference(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.V, self.width = m.n_operands, m.width
+        for spec in m.specs:
+            self.register_parameter(spec.name, nn.Parameter(torch.zeros(spec.shape)))
+
+    def forward(self, x):
+        e = torch.cat([F.one_hot(x[:, 0], self.V), F.one_hot(x[:, 1], self.V)], dim=1)
+        h = e.to(self.W1.dtype) @ self.W1 / math.sqrt(2 * self.V)
+        return h.square() @ self.W2 / self.width
+
+
+REFERENCES = {
+    "transformer": (NandaTransformer, {"d_model": 32, "n_heads": 4, "d_mlp": 48}),
+    "mlp": (EmbeddingMLPReference, {"d_embed": 8, "width": 24}),
+    "quadratic": (QuadraticReference, {"width": 40}),
+}
+
+
+@pytest.mark.parametrize("model", list(REFERENCES))
+@pytest.mark.parametrize("name", ["add_mod11", "s5_xyx"])
+def test_batched_forward_matches_per_chain_reference(model, name):
+    cls, knobs = REFERENCES[model]
+    task = tasks.make(name, model=model, **knobs)
+    C = 3
+    theta = task.init(0, C, dtype=torch.float64)
+    theta = theta + 0.3 * torch.randn(theta.shape, dtype=torch.float64)  # nonzero biases too
+    x = task.val[0][:200]
+    batched = task.model.logits(theta, x)  # (C, n, K)
+    assert batched.shape == (C, len(x), task.num_classes)
+    ref = cls(task.model).double()
+    params = task.model.unflatten(theta)
+    for c in range(C):
+        expected = functional_call(ref, {k: v[c] for k, v in params.items()}, (x,))
+        torch.testing.assert_close(batched[c], expected, rtol=1e-10, atol=1e-10)
+
+
+def test_default_transformer_is_nandas():
+    task = tasks.make("add_mod113")
+    m = task.model
+    assert (m.d_model, m.n_heads, m.d_head, m.d_mlp, m.d_vocab) == (128, 4, 32, 512, 114)
+    assert task.frac_train == 0.3 and task.batch_size is None and task.loss == "ce"
+    assert task.reference == {
+        "sampler": "adamw",
+        "step_size": 1e-3,
+        "weight_decay": 1.0,
+        "betas": (0.9, 0.98),
+    }
+    expected = 114 * 128 + 3 * 128 + 4 * 128 * 128 + 2 * 128 * 512 + 512 + 128 + 128 * 113
+    assert task.num_params == expected
+    theta = task.init(0, 1)
+    w = m.unflatten(theta)
+    assert abs(w["W_in"].std().item() - 1 / math.sqrt(128)) < 2e-3
+    assert abs(w["W_U"].std().item() - 1 / math.sqrt(114)) < 5e-3
+    assert w["b_in"].abs().max() == 0
+
+
+def test_unflatten_returns_views_and_flatten_inverts():
+    task = tasks.make("add_mod7", model="mlp", d_embed=4, width=8)
+    theta = task.init(0, 2)
+    params = task.model.unflatten(theta)
+    params["b1"][1, 0] = 123.0
+    assert (theta == 123.0).sum() == 1
+    assert torch.equal(task.model.flatten(params), theta)
+    with pytest.raises(ValueError, match="theta must have shape"):
+        task.model.unflatten(theta[:, 1:])
+
+
+# -- init --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["add_mod11", "add_mod11_mlp", "add_mod11_quadratic"])
+def test_init_contract(name):
+    task = tasks.make(name)
+    state = torch.random.get_rng_state()
+    theta = task.init(5, 4)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert theta.shape == (4, task.num_params) and theta.dtype == torch.float32
+    for c in range(4):
+        assert torch.equal(theta[c], task.init(5 + c, 1)[0])
+    assert torch.equal(task.init(5, 4), theta)
+    assert not torch.equal(theta[0], theta[1])
+    assert torch.equal(task.init(5, 2, dtype=torch.float64), theta[:2].double())
+    assert task.init(0, 0).shape == (0, task.num_params)
+
+
+def test_init_scale_scales_the_init():
+    a = tasks.make("add_mod11_mlp").init(0, 1)
+    b = tasks.make("add_mod11_mlp", init_scale=3.0).init(0, 1)
+    torch.testing.assert_close(b, 3 * a)
+
+
+# -- potential -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small():
+    return tasks.make("add_mod11", d_model=16, n_heads=2, d_mlp=32)
+
+
+def test_potential_is_mean_loss_per_chain(small):
+    theta = small.init(0, 3)
+    u = small.potential()(theta, small.train)
+    assert u.shape == (3,)
+    logits = small.model.logits(theta, small.train[0])
+    for c in range(3):
+        torch.testing.assert_close(u[c], F.cross_entropy(logits[c], small.train[1]))
+    torch.testing.assert_close(small.potential()(theta), u)  # no batch: the training set
+
+
+def test_mse_potential_is_torch_mse_loss():
+    task = tasks.make("add_mod11_quadratic", width=16)
+    assert task.loss == "mse"
+    theta = task.init(0, 2)
+    x, y = task.train
+    u = task.potential()(theta, (x, y))
+    for c in range(2):
+        logits = task.model.logits(theta[c : c + 1], x)[0]
+        torch.testing.assert_close(u[c], F.mse_loss(logits, F.one_hot(y, 11).float()))
+
+
+def test_gradients_are_per_chain(small):
+    U = small.potential()
+    theta = small.init(1, 3).requires_grad_(True)
+    batch = (small.train[0][:40], small.train[1][:40])
+    (grad,) = torch.autograd.grad(U(theta, batch).sum(), theta)
+    for c in range(3):
+        row = theta.detach()[c : c + 1].clone().requires_grad_(True)
+        (expected,) = torch.autograd.grad(U(row, batch).sum(), row)
+        torch.testing.assert_close(grad[c], expected[0])
+
+
+def test_chains_are_independent(small):
+    U = small.potential()
+    theta = small.init(2, 3)
+    moved = theta.clone()
+    moved[0] += torch.randn(theta.shape[1], generator=torch.Generator().manual_seed(0))
+    a, b = U(theta), U(moved)
+    assert a[0] != b[0]
+    assert torch.equal(a[1:], b[1:])
+
+
+def test_prior_term(small):
+    theta = small.init(0, 3)
+    lam = 0.37
+    diff = small.potential(prior_precision=lam)(theta) - small.potential()(theta)
+    torch.testing.assert_close(diff, 0.5 * lam * theta.square().sum(1))
+    lams = torch.tensor([0.0, 1.0, 2.0])
+    diff = small.potential(prior_precision=lams)(theta) - small.potential()(theta)
+    torch.testing.assert_close(diff, 0.5 * lams * theta.square().sum(1))
+
+
+def test_potential_accepts_minibatches(small):
+    gen = torch.Generator().manual_seed(0)
+    it = small.batches(gen, batch_size=16)
+    n = len(small.train[1])
+    seen = []
+    for _ in range(math.ceil(n / 16)):
+        x, y = next(it)
+        assert len(y) <= 16
+        assert small.potential()(small.init(0, 2), (x, y)).shape == (2,)
+        seen += x.tolist()
+    assert sorted(map(tuple, seen)) == sorted(map(tuple, small.train[0].tolist()))
+    full = next(small.batches(gen))
+    assert full is small.train  # batch_size None: the full batch
+
+
+# -- evaluate ------------------------------------------------------------------------------------
+
+
+def test_evaluate(small, monkeypatch):
+    theta = small.init(0, 3)
+    out = small.evaluate(theta)
+    assert set(out) == {"train_loss", "train_acc", "val_loss", "val_acc"}
+    for key, value in out.items():
+        assert value.shape == (3,) and value.dtype == torch.float32 and torch.isfinite(value).all()
+        if key.endswith("acc"):
+            assert ((value >= 0) & (value <= 1)).all()
+    torch.testing.assert_close(out["train_loss"], small.potential()(theta))
+    logits = small.model.logits(theta, small.val[0])
+    torch.testing.assert_close(out["val_acc"], (logits.argmax(-1) == small.val[1]).float().mean(1))
+    monkeypatch.setattr(base, "EVAL_ROWS", 50)  # several example chunks
+    chunked = small.evaluate(theta, chunk=2)
+    for key in out:
+        torch.testing.assert_close(chunked[key], out[key])
+    assert not small.evaluate(theta.requires_grad_(True))["val_loss"].requires_grad
+
+
+def test_gromovs_analytic_solution_scores_one():
+    # Gromov 2023's closed-form weights for modular addition: neuron i has a frequency k_i and
+    # phases phi_i, psi_i; the cross term of the square carries cos(2πk(x + y)/p + phi + psi).
+    p, width = 11, 200
+    task = tasks.make(f"add_mod{p}_quadratic", width=width)
+    g = torch.Generator().manual_seed(0)
+    k = torch.arange(width) % ((p - 1) // 2) + 1
+    phi, psi = torch.rand(2, width, generator=g) * 2 * math.pi
+    a = 2 * math.pi * k / p
+    n = torch.arange(p).unsqueeze(1).float()
+    W1 = torch.cat([torch.cos(a * n + phi), torch.cos(a * n + psi)])  # (2p, width)
+    W2 = torch.cos(-a * n - phi - psi).T  # (width, p)
+    theta = task.model.flatten({"W1": W1.unsqueeze(0), "W2": W2.unsqueeze(0)})
+    out = task.evaluate(theta)
+    assert out["train_acc"].item() == 1.0 and out["val_acc"].item() == 1.0
+
+
+# -- registry and bad input ------------------------------------------------------------------------
+
+
+def test_names_and_patterns():
+    all_names = tasks.names()
+    assert all_names == sorted(all_names)
+    for op in modular.OPERATIONS:
+        assert f"{op}_mod97" in all_names
+    assert {"add_mod113", "sub_mod113", "s5_compose", "s5_conj", "s5_xyx"} <= set(all_names)
+    assert {"gaussian_iso", "gaussian_corr", "gaussian_illcond"} <= set(all_names)
+    assert tasks.names("*_mod113") == ["add_mod113", "sub_mod113"]
+    assert tasks.names("nothing*") == []
+
+
+def test_named_tasks_are_registered():
+    for name in (tasks.PAPER_TASK, tasks.LIGHT_TASK, tasks.MEDIUM_TASK, *tasks.LIGHT_TASKS):
+        assert name in tasks.names()
+    assert tasks.LIGHT_TASK in tasks.LIGHT_TASKS
+
+
+def test_any_prime_parses():
+    task = tasks.make("quadx_mod59")
+    assert task.name == "quadx_mod59" and task.num_classes == 59
+    assert task.model_name == "transformer" and task.frac_train == 0.5
+    task = tasks.make("div_mod31_mlp", width=32)
+    assert task.model_name == "mlp" and len(task.train[1]) + len(task.val[1]) == 31 * 30
+    assert tasks.make("s5_conj_mlp").model_name == "mlp"
+
+
+def test_make_returns_fresh_tasks_and_records_overrides():
+    a = tasks.make("add_mod113", frac_train=0.4)
+    b = tasks.make("add_mod113")
+    assert a is not b and b.frac_train == 0.3 and a.frac_train == 0.4
+    assert a.overrides == {"frac_train": 0.4} and b.overrides == {}
+    assert a.config["frac_train"] == 0.4 and a.config["d_model"] == 128
+    assert "Nanda" in b.description and "40%" in a.description
+    assert "Nanda" not in tasks.make("add_mod113", model="mlp").description
+    assert "Nanda" in tasks.make("add_mod113", model="transformer").description
+
+
+def test_model_override_brings_its_own_defaults():
+    task = tasks.make("add_mod97", model="quadratic")
+    assert task.loss == "mse" and task.reference == modular.MODEL_DEFAULTS["quadratic"]["reference"]
+    assert tasks.make("add_mod97", loss="mse").loss == "mse"
+
+
+def test_register_and_make_a_custom_task():
+    name = "test_custom_task"
+    tasks.register(name, modular.modular_factory("sub", 5, name=name, model="mlp"))
+    try:
+        assert name in tasks.names()
+        assert tasks.make(name).model_name == "mlp"
+        with pytest.raises(tasks.TaskError, match="already registered"):
+            tasks.register(name, lambda **kw: None)
+    finally:
+        tasks.registry._REGISTRY.pop(name)
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, match",
+    [
+        ("ad_mod113", {}, "add_mod113"),
+        ("add_mod1113", {}, "not prime"),
+        ("add_mod133", {}, "not prime.*did you mean 'add_mod113'"),
+        ("add_mod100", {}, "not prime"),
+        ("add_mod1", {}, "not prime"),
+        ("mul_mod97", {}, "not a modular operation"),
+        ("add_mod97_cnn", {}, "unknown model"),
+        ("s5_compos", {}, "s5_compose"),
+        ("totally_unknown", {}, "unknown task"),
+        ("add_mod11", {"frac_train": 0}, "frac_train"),
+        ("add_mod11", {"frac_train": 1.5}, "frac_train"),
+        ("add_mod11", {"frac_train": 1.0}, "frac_train"),
+        ("add_mod11", {"frac_train": 0.001}, "non-empty"),
+        ("add_mod11", {"model": "resnet"}, "unknown model 'resnet'"),
+        ("add_mod11", {"lr": 1.0}, r"unknown override\(s\) \['lr'\]"),
+        ("add_mod11", {"width": 8}, "knobs"),  # a knob of another model
+        ("add_mod11", {"p": 13}, "add_mod13"),
+        ("add_mod11", {"loss": "hinge"}, "unknown loss"),
+        ("add_mod11", {"budget": 0}, "budget"),
+        ("add_mod11", {"batch_size": 0}, "batch_size"),
+        ("add_mod11", {"d_model": 0}, "d_model"),
+        ("add_mod11", {"init_scale": -1.0}, "init_scale"),
+        ("add_mod11", {"reference": {"step_size": 1.0}}, "reference"),
+        ("gaussian_iso", {"bogus": 1}, "unknown override"),
+    ],
+)
+def test_bad_input_raises_task_error(name, kwargs, match):
+    with pytest.raises(tasks.TaskError, match=match):
+        tasks.make(name, **kwargs)
+
+
+def test_task_error_is_a_value_error():
+    assert issubclass(tasks.TaskError, ValueError)
+
+
+def test_p_override_matching_the_name_is_accepted():
+    assert tasks.make("add_mod11", p=11).num_classes == 11
+
+
+# -- the whole registry keeps the contract --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", tasks.names())
+def test_registry_contract(name):
+    task = tasks.make(name)
+    assert task.name == name
+    assert isinstance(task.description, str) and task.description
+    assert task.budget >= 1 and task.num_params >= 1
+    C = 2
+    state = torch.random.get_rng_state()
+    theta = task.init(0, C)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert theta.shape == (C, task.num_params) and torch.isfinite(theta).all()
+    if isinstance(task, GaussianTarget):
+        u = task.potential()(theta.double(), None)
+        assert u.shape == (C,) and torch.isfinite(u).all()
+        return
+    assert task.target == 0.99
+    assert task.loss in ("ce", "mse") and task.model_name in ("transformer", "mlp", "quadratic")
+    assert task.reference["sampler"] == "adamw" and task.reference["step_size"] > 0
+    for xs, ys in (task.train, task.val):
+        assert xs.dtype == ys.dtype == torch.int64 and xs.shape == (len(ys), 2)
+        assert int(ys.min()) >= 0 and int(ys.max()) < task.num_classes
+    theta.requires_grad_(True)
+    batch = (task.train[0][:32], task.train[1][:32])
+    u = task.potential()(theta, batch)
+    assert u.shape == (C,) and torch.isfinite(u).all()
+    (grad,) = torch.autograd.grad(u.sum(), theta)
+    assert grad.shape == theta.shape and torch.isfinite(grad).all()
+    out = task.evaluate(theta.detach()[:1])
+    assert all(v.shape == (1,) and torch.isfinite(v).all() for v in out.values())
+
+
+# -- the light tasks grok with their reference optimizer -------------------------------------------
+
+
+def _adamw_grokking_times(task, seeds=(0, 1, 2), every=10):
+    """Full-batch torch.optim.AdamW on all seeds as one (C, D) theta: t_mem and t_grok per chain.
+
+    AdamW is elementwise, so one optimizer over the stacked chains is per-chain AdamW.
+    """
+    ref = task.reference
+    theta = torch.cat([task.init(s, 1) for s in seeds]).requires_grad_(True)
+    opt = torch.optim.AdamW(
+        [theta], lr=ref["step_size"], betas=ref["betas"], weight_decay=ref["weight_decay"]
+    )
+    U = task.potential()
+    C = len(seeds)
+    t_mem, t_grok = [None] * C, [None] * C
+    for step in range(task.budget + 1):
+        if step % every == 0:
+            out = task.evaluate(theta.detach())
+            for c in range(C):
+                if t_mem[c] is None and out["train_acc"][c] >= task.target:
+                    t_mem[c] = step
+                if t_grok[c] is None and out["val_acc"][c] >= task.target:
+                    t_grok[c] = step
+            if None not in t_grok:
+                break
+        opt.zero_grad()
+        U(theta, task.train).sum().backward()
+        opt.step()
+    return t_mem, t_grok
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["add_mod31_quadratic", "add_mod31_mlp"])
+def test_light_task_groks_with_a_delay(name):
+    task = tasks.make(name)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the setting the registry's timings were measured in
+    try:
+        t_mem, t_grok = _adamw_grokking_times(task)
+    finally:
+        torch.set_num_threads(threads)
+    assert None not in t_mem and None not in t_grok, (t_mem, t_grok)
+    for m, g in zip(t_mem, t_grok, strict=True):
+        assert g >= 3 * m, (t_mem, t_grok)
