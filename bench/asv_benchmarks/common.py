@@ -1,0 +1,145 @@
+"""Settings shared by the asv suite: tasks, samplers and their hyperparameters, threads, device.
+
+Threads. Every benchmark pins ``torch.set_num_threads(THREADS)``, 1 unless the environment
+variable ``GROKBENCH_ASV_THREADS`` says otherwise (asv passes the caller's environment through to
+the benchmark processes). One thread keeps timings comparable from commit to commit on a shared
+machine, and keeps the CPU trajectories (hence steps-to-grok) independent of the core count.
+
+Device. ``cuda`` when PyTorch sees a GPU, else ``cpu``; ``GROKBENCH_ASV_DEVICE=cpu`` forces the CPU
+on a GPU machine. asv records results per machine (``asv machine``), so CPU and GPU figures land in
+separate histories. CUDA is touched only inside a benchmark, never at import: asv forks each
+benchmark from a server process that has imported this package, and CUDA does not survive a fork.
+
+Hyperparameters. AdamW uses the light task's ``reference``. The others use fixed choices picked
+by hand on small grids (see :data:`HPARAMS`), *not* tuned with equal budgets per sampler: the
+suite tracks how the figures move between commits, not which sampler wins. For the fair, tuned
+comparison run ``python -m bench compare`` (``bench/compare.py``).
+The samplers get their weight decay from the prior precision ``λ`` of the potential
+``U = mean loss + ½·λ·‖θ‖²`` and run at a small temperature, so that they sample close to the
+zero-loss set rather than the Bayesian posterior (DESIGN §3). Changing any of these values changes
+what the benchmarks measure: bump the ``version`` of the classes in :mod:`.quality` and
+:mod:`.cost` with it, so that asv starts a new history instead of mixing the two.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+
+import samplers
+import tasks
+
+THREADS = int(os.environ.get("GROKBENCH_ASV_THREADS", "1"))
+
+#: The light task: AdamW at its reference groks in 1-4k steps, well under a minute on one core.
+LIGHT_TASK = "add_mod31_mlp"
+#: The medium task (Nanda's transformer, ~5x the parameters): cost benchmarks only.
+MEDIUM_TASK = "add_mod31_transformer"
+TASKS = (LIGHT_TASK, MEDIUM_TASK)
+
+#: sampler -> (hyperparameters, prior precision λ). ``None``: the light task's reference (AdamW).
+#: Picked by hand from small grids on add_mod31_mlp (seeds 0-8, up to 10,000 steps, one CPU
+#: thread). Within 10,000 steps SGHMC and Riemannian Langevin grokked at some seeds, while SGD and
+#: SGLD stopped just short of 0.99 validation accuracy (0.988 and 0.975 at best): their
+#: steps-to-grok are expected to read n/a here, and ``track_final_val_error`` shows how close
+#: they get. Temperatures are 1e-6 (τ ≪ 1/N_train). HMC starts from a leapfrog step ε = sqrt(η·τ)
+#: with a gradient-step equivalent η = ε²/τ = 0.1 (one leapfrog step from rest moves θ by −η·∇U)
+#: and adapts it by dual averaging over its first 100 transitions to a 65% acceptance rate (at
+#: τ = 1e-6 and η = 0.1 it accepted fewer than 1% of its proposals).
+HPARAMS: dict[str, tuple[dict[str, Any], float] | None] = {
+    "adamw": None,
+    "sgd": (dict(step_size=0.3, momentum=0.9), 3e-3),
+    "sgld": (dict(step_size=3.0, temperature=1e-6), 3e-3),
+    "sghmc": (dict(step_size=0.3, friction=0.1, temperature=1e-6), 3e-3),
+    "hmc": (
+        dict(
+            step_size=math.sqrt(0.1 * 1e-6),
+            num_leapfrog=4,
+            temperature=1e-6,
+            adapt_steps=100,
+            target_accept=0.65,
+        ),
+        3e-3,
+    ),
+    "riemannian_langevin": (dict(step_size=1e-2, temperature=1e-6), 1e-3),
+}
+SAMPLERS = tuple(HPARAMS)
+
+_TASK_CACHE: dict[tuple[str, str], Any] = {}
+
+
+def configure() -> torch.device:
+    """Pin the thread count and return the device to benchmark on."""
+    torch.set_num_threads(THREADS)
+    name = os.environ.get("GROKBENCH_ASV_DEVICE")
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_task(name: str, device: torch.device) -> Any:
+    """``tasks.make(name)`` with its data on ``device``, built once per process."""
+    key = (name, str(device))
+    if key not in _TASK_CACHE:
+        _TASK_CACHE[key] = tasks.make(name).to(device)
+    return _TASK_CACHE[key]
+
+
+def sampler_config(sampler: str, task: Any) -> tuple[dict[str, Any], float]:
+    """``(hyperparameters, prior precision)`` of ``sampler`` in this suite."""
+    entry = HPARAMS[sampler]
+    if entry is None:
+        reference = dict(task.reference)
+        name = reference.pop("sampler")
+        if name != sampler:
+            raise ValueError(f"{task.name}'s reference is {name!r}, not {sampler!r}")
+        return reference, 0.0
+    hparams, prior_precision = entry
+    return dict(hparams), prior_precision
+
+
+def first_batch(task: Any, sampler: Any, generator: torch.Generator) -> Any:
+    """The batch the runner feeds ``sampler`` first: the full training set for Metropolis
+    samplers and full-batch tasks, else a minibatch of the task's ``batch_size``."""
+    if sampler.metropolis or getattr(task, "batch_size", None) is None:
+        return task.train
+    return next(task.batches(generator, task.batch_size))
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # timings must include the queued kernels
+
+
+def median_to_target(times: Iterable[int | None]) -> float:
+    """The Kaplan–Meier median of per-chain first-passage times, NaN when it is not reached.
+
+    Every chain is censored at the same budget, so the estimate is the ``ceil(n/2)``-th smallest
+    time: the step by which half of the chains had crossed. ``None`` (not reached) counts as
+    later than any step, never as the budget.
+    """
+    times = sorted(math.inf if t is None else float(t) for t in times)
+    if not times:
+        return math.nan
+    median = times[math.ceil(len(times) / 2) - 1]
+    return median if math.isfinite(median) else math.nan
+
+
+def summarize(chains: Iterable[Any]) -> Mapping[str, float]:
+    """Per-run figures of :mod:`.quality` from a :class:`bench.run.RunResult`'s chains."""
+    chains = list(chains)
+    return {
+        "t_grok": median_to_target(c.t_grok for c in chains),
+        "t_grok_grad_evals": median_to_target(c.t_grok_grad_evals for c in chains),
+        "t_mem": median_to_target(c.t_mem for c in chains),
+        "grok_fraction": sum(c.t_grok is not None for c in chains) / max(len(chains), 1),
+    }
+
+
+def registered_samplers() -> list[str]:
+    """The project's own samplers (peers from other libraries register as ``library.name``)."""
+    return [name for name in samplers.names() if "." not in name]
