@@ -10,8 +10,9 @@ The protocol (DESIGN §6; AlgoPerf / DeepOBS practice)
    leaderboard ranks by.
 2. **Equal tuning budgets.** Every sampler gets the same number ``K`` of trials (configurations)
    from its search space below, each run on the same ``tune_seeds`` seeds. The search space is a
-   grid; when it has more than ``K`` points, ``K`` of them are drawn without replacement by a
-   seeded random permutation (random search on the grid, the same draw on every rerun). The
+   grid; when it has more than ``K`` points, ``K`` of them are drawn at random without
+   replacement, balanced so that every value of every axis is tried about equally often (seeded:
+   the same draw on every rerun). The
    trials of one sampler run as one vectorized job, one chain per (trial, seed); only settings
    that cannot vary per chain (HMC's ``num_leapfrog``) split it into several jobs.
 3. **Selection.** The best trial has the smallest Kaplan–Meier median gradient evaluations to
@@ -34,29 +35,38 @@ like ``sqrt(τ)`` as it must.
 
 Search spaces (``trials`` points are drawn from each grid)
 ----------------------------------------------------------
-================== ===================================================================
-sampler            grid (``ref`` = the task's reference AdamW learning rate / decay)
-================== ===================================================================
-adamw              step_size ∈ ref·{0.3, 1, 3, 10}; weight_decay ∈ ref·{0.3, 1, 3};
-                   betas = the reference's; λ = 0
-sgd                step_size ∈ {0.03, 0.1, 0.3, 1}; momentum ∈ {0, 0.9};
-                   λ ∈ {1e-3, 1e-2, 1e-1}
-sgld               step_size ∈ {0.03, 0.1, 0.3, 1}; τ ∈ {1e-6, 1e-5, 1e-4};
-                   λ ∈ {1e-3, 1e-2, 1e-1}
-sghmc              step_size ∈ {3e-3, 1e-2, 3e-2, 0.1}; friction ∈ {0.03, 0.1};
-                   τ ∈ {1e-6, 1e-5, 1e-4}; λ ∈ {1e-3, 1e-2, 1e-1}
-hmc                η = ε²/τ ∈ {0.01, 0.03, 0.1, 0.3}; num_leapfrog ∈ {4}; τ ∈ {1e-6, 1e-5, 1e-4};
-                   λ ∈ {1e-3, 1e-2, 1e-1}
-riemannian_langevin step_size ∈ ref·{0.3, 1, 3, 10}; τ ∈ {1e-6, 1e-5, 1e-4};
-                   λ ∈ {1e-3, 1e-2, 1e-1}; alpha, eps = defaults (0.99, 1e-4)
-================== ===================================================================
+``ref`` is the task's reference AdamW setting (its learning rate or decay). The scales differ
+by model family (:data:`SEARCH_SPACES`): ``default`` for the cross-entropy models (transformer,
+embedding MLP), ``quadratic`` for Gromov's mean-field MSE model, whose gradients at
+initialisation are ~1e-5, so its step sizes are ~1e5 and its temperatures and priors smaller by
+as much (measured on ``add_mod31_quadratic``; see the comment above :data:`SEARCH_SPACES`).
 
-The table is generated from :data:`SEARCH_SPACES` into every leaderboard's rules section (from
-the copy stored with the comparison), so the two cannot drift apart.
+=================== ====================================== =====================================
+sampler             ``default`` family                     ``quadratic`` family
+=================== ====================================== =====================================
+adamw               step_size ∈ ref·{0.3, 1, 3, 10};       step_size ∈ ref·{0.3, 1, 3, 10, 30};
+                    weight_decay ∈ ref·{0.3, 1, 3}         weight_decay as default; λ = 0
+sgd                 step_size ∈ {0.03, 0.1, 0.3, 1};       step_size ∈ {3e4, 1e5, 2e5};
+                    momentum ∈ {0, 0.9};                   momentum ∈ {0, 0.9};
+                    λ ∈ {1e-3, 1e-2, 1e-1}                 λ ∈ {3e-9, 1e-8, 3e-8, 1e-7}
+sgld                step_size as sgd;                      step_size as sgd;
+                    τ ∈ {1e-6, 1e-5, 1e-4}; λ as sgd       τ ∈ {1e-10, 1e-9, 1e-8}; λ as sgd
+sghmc               step_size ∈ {3e-3, 1e-2, 3e-2, 0.1};   step_size ∈ {3e4, 1e5};
+                    friction ∈ {0.03, 0.1}; τ, λ as sgld   friction ∈ {0.03, 0.1}; τ, λ as sgld
+hmc                 η ∈ {0.01, 0.03, 0.1, 0.3};            η ∈ {1e3, 3e3, 1e4, 3e4};
+                    num_leapfrog ∈ {4, 16}; τ as sgld;     num_leapfrog ∈ {4, 16}; τ as sgld;
+                    λ ∈ {1e-3, 1e-2}                       λ = 1e-8
+riemannian_langevin step_size ∈ ref·{0.3, 1, 3}; τ as      step_size ∈ ref·{1, 3, 10, 30, 100};
+                    sgld; λ ∈ {1e-4, 1e-3};                τ as sgld; λ ∈ {1e-8, 3e-8, 1e-7};
+                    alpha 0.99, eps 1e-4 (defaults)        alpha 0.9, eps 1e-8
+=================== ====================================== =====================================
+
+The grid actually used is stored with each comparison and rendered into the leaderboard's
+rules section, so a page always shows the spaces its numbers came from.
 
 Presets
 -------
-``paper``: the task as asked (``add_mod113`` is Nanda et al.'s setting), its default budget, 16
+``paper``: the task as asked (``add_mod113`` is Nanda et al.'s setting), its default budget, 12
 trials x 1 seed, 8 fresh seeds: meant for a GPU. ``cpu``: the light CPU task
 (:data:`CPU_TASK`) with a budget sized to finish in minutes on two cores. ``smoke``: a few
 hundred gradient evaluations on the task as asked, for tests and CI. ``auto`` (the default)
@@ -85,7 +95,7 @@ from bench import metrics
 from bench.store import DEFAULT_PATH, Entry, Store, code_version, digest, run_key
 
 #: The light task the CPU preset runs on (registered in tasks/registry.py).
-CPU_TASK = "add_mod31_mlp"
+CPU_TASK = "add_mod31_quadratic"
 #: On a CPU, ``auto`` runs the paper preset only when it is estimated to take less than this.
 CPU_LIMIT_MINUTES = 15.0
 #: First seed of the fresh seeds; tuning uses seeds 0, 1, ...
@@ -94,9 +104,6 @@ FRESH_SEED = 1000
 BASELINE = "adamw"
 
 # -- search spaces --------------------------------------------------------------------------
-#: Temperatures and prior precisions shared by the samplers that have them.
-TEMPERATURES = (1e-6, 1e-5, 1e-4)
-PRIORS = (1e-3, 1e-2, 1e-1)
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,7 @@ class Axis:
 @dataclass(frozen=True)
 class SearchSpace:
     """A grid of trials for one sampler. Axis names are sampler hyperparameters, or
-    ``prior_precision`` (λ), or ``eta`` (HMC: ε = sqrt(η·τ))."""
+    ``prior_precision`` (λ), or ``eta`` (HMC: ε = sqrt(η·τ)); ``fixed`` are set, not searched."""
 
     axes: tuple[Axis, ...]
     fixed: Mapping[str, Any] = field(default_factory=dict)
@@ -130,85 +137,172 @@ class SearchSpace:
         return points
 
 
-SEARCH_SPACES: dict[str, SearchSpace] = {
-    "adamw": SearchSpace(
-        axes=(
-            Axis("step_size", (0.3, 1.0, 3.0, 10.0), ref_key="step_size"),
-            Axis("weight_decay", (0.3, 1.0, 3.0), ref_key="weight_decay"),
+def _spaces(
+    *,
+    adam_steps: tuple[float, ...],
+    sgd_steps: tuple[float, ...],
+    sghmc_steps: tuple[float, ...],
+    etas: tuple[float, ...],
+    temperatures: tuple[float, ...],
+    priors: tuple[float, ...],
+    hmc_priors: tuple[float, ...],
+    rl_steps: tuple[float, ...],
+    rl_priors: tuple[float, ...],
+    rl_fixed: Mapping[str, Any],
+    rl_note: str,
+) -> dict[str, SearchSpace]:
+    """One family's spaces: the same shape for every model, the scales measured per family."""
+    adam_note = "betas as in the task's reference; decoupled weight decay, so λ = 0"
+    return {
+        "adamw": SearchSpace(
+            axes=(
+                Axis("step_size", adam_steps, ref_key="step_size"),
+                Axis("weight_decay", (0.3, 1.0, 3.0), ref_key="weight_decay"),
+            ),
+            fixed={"prior_precision": 0.0},
+            note=adam_note,
         ),
-        fixed={"prior_precision": 0.0},
-        note="betas as in the task's reference; decoupled weight decay, so λ = 0",
+        "sgd": SearchSpace(
+            axes=(
+                Axis("step_size", sgd_steps),
+                Axis("momentum", (0.0, 0.9)),
+                Axis("prior_precision", priors),
+            ),
+        ),
+        "sgld": SearchSpace(
+            axes=(
+                Axis("step_size", sgd_steps),
+                Axis("temperature", temperatures),
+                Axis("prior_precision", priors),
+            ),
+        ),
+        "sghmc": SearchSpace(
+            axes=(
+                Axis("step_size", sghmc_steps),
+                Axis("friction", (0.03, 0.1)),
+                Axis("temperature", temperatures),
+                Axis("prior_precision", priors),
+            ),
+            note="SGD-momentum form: friction 0.1 is momentum 0.9 at the same step_size",
+        ),
+        "hmc": SearchSpace(
+            axes=(
+                Axis("eta", etas),
+                Axis("num_leapfrog", (4, 16)),
+                Axis("temperature", temperatures),
+                Axis("prior_precision", hmc_priors),
+            ),
+            note="leapfrog step ε = sqrt(η·τ); full-batch gradients and Metropolis test",
+        ),
+        "riemannian_langevin": SearchSpace(
+            axes=(
+                Axis("step_size", rl_steps, ref_key="step_size"),
+                Axis("temperature", temperatures),
+                Axis("prior_precision", rl_priors),
+            ),
+            fixed=dict(rl_fixed),
+            note=rl_note,
+        ),
+    }
+
+
+#: Grids per model family. ``default``: cross-entropy models (the transformer of ``add_mod113``,
+#: the embedding MLP) with O(1) gradients at initialisation, where τ ~ 1e-6..1e-4 is the
+#: interesting regime for mean losses. ``quadratic``: Gromov's mean-field quadratic MLP with MSE
+#: loss, whose gradients at initialisation are ~1e-5, so gradient-descent steps are ~1e5 and the
+#: temperatures and priors that matter are smaller by as much. The quadratic grids were shaped
+#: by pilot runs on add_mod31_quadratic from the tuning seed's initialisation (the leaderboard
+#: reports fresh seeds only): SGD with momentum 0.9, step 1e5, λ 1e-8 groks in ~120 steps, step
+#: 2e5 with momentum and 3e5 without diverge, λ 1e-7 (at step 1e5) shrinks the network to the
+#: origin, τ ≥ 1e-7 melts SGHMC at step 1e5; AdamW groks fastest near lr 0.3 (30x the reference),
+#: collapses at lr 1.0 or decay 1.0; HMC at η ≤ 3e4 is stable (acceptance 0.1-0.5) but too slow
+#: to memorise within a CPU budget, and larger η is rejected almost always.
+SEARCH_SPACES: dict[str, dict[str, SearchSpace]] = {
+    "default": _spaces(
+        adam_steps=(0.3, 1.0, 3.0, 10.0),
+        sgd_steps=(0.03, 0.1, 0.3, 1.0),
+        sghmc_steps=(3e-3, 1e-2, 3e-2, 0.1),
+        etas=(0.01, 0.03, 0.1, 0.3),
+        temperatures=(1e-6, 1e-5, 1e-4),
+        priors=(1e-3, 1e-2, 1e-1),
+        hmc_priors=(1e-3, 1e-2),
+        rl_steps=(0.3, 1.0, 3.0),
+        rl_priors=(1e-4, 1e-3),
+        rl_fixed={},
+        rl_note="RMSprop metric with the defaults alpha = 0.99, eps = 1e-4",
     ),
-    "sgd": SearchSpace(
-        axes=(
-            Axis("step_size", (0.03, 0.1, 0.3, 1.0)),
-            Axis("momentum", (0.0, 0.9)),
-            Axis("prior_precision", PRIORS),
-        ),
-    ),
-    "sgld": SearchSpace(
-        axes=(
-            Axis("step_size", (0.03, 0.1, 0.3, 1.0)),
-            Axis("temperature", TEMPERATURES),
-            Axis("prior_precision", PRIORS),
-        ),
-    ),
-    "sghmc": SearchSpace(
-        axes=(
-            Axis("step_size", (3e-3, 1e-2, 3e-2, 0.1)),
-            Axis("friction", (0.03, 0.1)),
-            Axis("temperature", TEMPERATURES),
-            Axis("prior_precision", PRIORS),
-        ),
-        note="step_size / friction is the equivalent SGD learning rate",
-    ),
-    "hmc": SearchSpace(
-        axes=(
-            Axis("eta", (0.01, 0.03, 0.1, 0.3)),
-            Axis("num_leapfrog", (4,)),
-            Axis("temperature", TEMPERATURES),
-            Axis("prior_precision", PRIORS),
-        ),
-        note="leapfrog step ε = sqrt(η·τ); full-batch gradients and Metropolis test",
-    ),
-    "riemannian_langevin": SearchSpace(
-        axes=(
-            Axis("step_size", (0.3, 1.0, 3.0, 10.0), ref_key="step_size"),
-            Axis("temperature", TEMPERATURES),
-            Axis("prior_precision", PRIORS),
-        ),
-        note="RMSprop metric with the defaults alpha = 0.99, eps = 1e-4",
+    "quadratic": _spaces(
+        adam_steps=(0.3, 1.0, 3.0, 10.0, 30.0),
+        sgd_steps=(3e4, 1e5, 2e5),
+        sghmc_steps=(3e4, 1e5),
+        etas=(1e3, 3e3, 1e4, 3e4),
+        temperatures=(1e-10, 1e-9, 1e-8),
+        priors=(3e-9, 1e-8, 3e-8, 1e-7),
+        hmc_priors=(1e-8,),
+        rl_steps=(1.0, 3.0, 10.0, 30.0, 100.0),
+        rl_priors=(1e-8, 3e-8, 1e-7),
+        rl_fixed={"alpha": 0.9, "eps": 1e-8},
+        rl_note="alpha 0.9 so the metric forgets its identity start (V₀ = 1) within the "
+        "budget; eps 1e-8 as the gradients are ~1e-5; λ small, or the prior's gradient "
+        "dominates the metric and shrinks every weight by ~step_size per step",
     ),
 }
 
 
-def search_space(sampler: str) -> SearchSpace:
-    """The space of ``sampler``; a peer (``blackjax.sgld``) uses the space of its algorithm."""
+def family(task: Any) -> str:
+    """The search-space family of a task: ``quadratic`` for Gromov's model, else ``default``."""
+    model = getattr(task, "config", {}).get("model")
+    return "quadratic" if model == "quadratic" else "default"
+
+
+def search_space(sampler: str, task: Any = None) -> SearchSpace:
+    """The space of ``sampler`` for ``task``'s family; a peer (``blackjax.sgld``) uses the space
+    of its algorithm."""
+    spaces = SEARCH_SPACES[family(task) if task is not None else "default"]
     base = sampler.rsplit(".", 1)[-1]
-    if base in SEARCH_SPACES:
-        return SEARCH_SPACES[base]
+    if base in spaces:
+        return spaces[base]
     raise ValueError(
         f"no search space for sampler {sampler!r}; the comparison knows "
-        f"{', '.join(sorted(SEARCH_SPACES))} (add one to bench.compare.SEARCH_SPACES)"
+        f"{', '.join(sorted(spaces))} (add one to bench.compare.SEARCH_SPACES)"
     )
 
 
 def trials_for(sampler: str, task: Any, k: int) -> list[dict[str, Any]]:
     """``k`` configurations from ``sampler``'s grid: all of it when it has ``k`` points or
-    fewer, else a seeded random subset (the same on every call). Each trial is
-    ``{"search": axis values, "hparams": sampler hyperparameters, "prior_precision": λ}``."""
-    space = search_space(sampler)
+    fewer, else a balanced random subset (:func:`balanced_subset`, the same on every call).
+    Each trial is ``{"search": axis values, "hparams": sampler hyperparameters,
+    "prior_precision": λ}``."""
+    space = search_space(sampler, task)
     grid = space.grid(task.reference)
     if len(grid) > k:
-        rng = np.random.default_rng(zlib.crc32(sampler.rsplit(".", 1)[-1].encode()))
-        picked = sorted(rng.permutation(len(grid))[:k].tolist())
-        grid = [grid[i] for i in picked]
+        seed = zlib.crc32(sampler.rsplit(".", 1)[-1].encode())
+        picked = balanced_subset(grid, k, np.random.default_rng(seed))
+        grid = [grid[i] for i in sorted(picked)]
     return [_trial(point, space, task.reference) for point in grid]
+
+
+def balanced_subset(grid: Sequence[Mapping[str, Any]], k: int, rng: np.random.Generator):
+    """Indices of ``k`` grid points drawn at random without replacement, each draw among the
+    points whose values have been tried least so far (summed over the axes): every value of
+    every axis is tried about equally often, which plain random search on a small budget does
+    not ensure."""
+    order = [int(i) for i in rng.permutation(len(grid))]
+    counts: dict[tuple[str, Any], int] = {}
+    picked: list[int] = []
+    for _ in range(k):
+        best = min(order, key=lambda i: sum(counts.get(item, 0) for item in grid[i].items()))
+        order.remove(best)
+        picked.append(best)
+        for item in grid[best].items():
+            counts[item] = counts.get(item, 0) + 1
+    return picked
 
 
 def _trial(point: Mapping[str, Any], space: SearchSpace, reference: Mapping[str, Any]):
     search = dict(point)
     hparams = {k: v for k, v in point.items() if k not in ("prior_precision", "eta")}
+    hparams.update({k: v for k, v in space.fixed.items() if k != "prior_precision"})
     prior = point.get("prior_precision", space.fixed.get("prior_precision", 0.0))
     if "eta" in point:
         hparams["step_size"] = _round(math.sqrt(point["eta"] * point["temperature"]))
@@ -234,6 +328,7 @@ class Preset:
     tune_seeds: int
     seeds: int
     max_chains: int = 64  # a vectorized job holds at most this many chains
+    reference: bool = True  # also run the task's own optimizer setting, untuned, on fresh seeds
     description: str = ""
 
     def resolve(self, task: Any) -> Preset:
@@ -255,7 +350,7 @@ PRESETS: dict[str, Preset] = {
         task=None,
         budget=None,
         eval_every=None,
-        trials=16,
+        trials=12,
         tune_seeds=1,
         seeds=8,
         max_chains=16,
@@ -264,8 +359,8 @@ PRESETS: dict[str, Preset] = {
     "cpu": Preset(
         name="cpu",
         task=CPU_TASK,
-        budget=3000,
-        eval_every=30,
+        budget=1200,
+        eval_every=10,
         trials=8,
         tune_seeds=1,
         seeds=8,
@@ -452,23 +547,24 @@ def compare(
     device: str | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] = print,
+    asked: str | None = None,
 ) -> str:
     """Tune every sampler, run its best configuration on fresh seeds, record it all in
-    ``store``; returns the comparison's key. Reruns reuse every stored run."""
+    ``store``; returns the comparison's key. Reruns reuse every stored run. ``asked`` is the
+    task named on the command line when a preset substituted another one."""
     preset = preset.resolve(task)
-    protocol = {
-        **preset.protocol(),
-        "task": task.name,
-        "search_spaces": {s: _space_json(search_space(s), task) for s in sampler_names},
-        "baseline": BASELINE,
-        "fresh_seed": FRESH_SEED,
-    }
-    key = digest({"task": task.name, "task_config": task.config, "protocol": _no_spaces(protocol)})
+    key, protocol = protocol_for(task, preset, sampler_names, asked)
+    for earlier in store.compares(task.name):
+        if earlier.key == key:  # samplers of earlier invocations keep their search spaces
+            spaces = earlier.protocol.get("search_spaces", {})
+            protocol["search_spaces"] = {**spaces, **protocol["search_spaces"]}
     store.put_compare(key, task.name, task.config, preset.name, protocol)
-    runner = Runner(task, store, device=device, progress=progress, log=log)
     tune_seeds = list(range(preset.tune_seeds))
     fresh = list(range(FRESH_SEED, FRESH_SEED + preset.seeds))
     bar = _bar(progress, len(sampler_names), "samplers")
+    if bar is not None:  # print above the progress bars, not through them
+        log = bar.write
+    runner = Runner(task, store, device=device, progress=progress, log=log)
     for name in sampler_names:
         if bar is not None:
             bar.set_description(f"{task.name} · {name}")
@@ -496,9 +592,7 @@ def compare(
             )
         best = min(scored)[1]
         chosen = configs[best]
-        final_runs = [
-            runner(job)[0] for job, _ in jobs_for(name, [chosen], fresh, preset, "final")
-        ]
+        final_runs = [runner(job)[0] for job, _ in jobs_for(name, [chosen], fresh, preset, "final")]
         store.put_entry(
             Entry(
                 compare_key=key,
@@ -513,8 +607,64 @@ def compare(
             bar.update(1)
     if bar is not None:
         bar.close()
+    if preset.reference and task.reference:
+        name, chosen = reference_config(task)
+        final_runs = [runner(job)[0] for job, _ in jobs_for(name, [chosen], fresh, preset, "ref")]
+        store.put_entry(
+            Entry(
+                compare_key=key,
+                sampler=name,
+                trials=[],
+                tuning_runs=[],
+                chosen=chosen,
+                final_runs=final_runs,
+                role="reference",
+            )
+        )
     log(f"  {runner.ran} runs trained, {runner.reused} reused from the store")
     return key
+
+
+def reference_config(task: Any) -> tuple[str, dict[str, Any]]:
+    """The task's own optimizer setting (``task.reference``) as a trial: the anchor row of the
+    leaderboard, where the classic grokking delay of the literature shows."""
+    hparams = dict(task.reference)
+    name = hparams.pop("sampler")
+    prior = hparams.pop("prior_precision", 0.0)
+    hparams = {k: list(v) if isinstance(v, tuple) else v for k, v in hparams.items()}
+    return name, {"search": {}, "hparams": hparams, "prior_precision": prior}
+
+
+def protocol_for(
+    task: Any, preset: Preset, sampler_names: Sequence[str], asked: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The comparison's key and the protocol stored with it (and rendered in its rules).
+
+    The key covers the task and the protocol's numbers only: which samplers one invocation
+    asked for does not change it, so entries of later invocations join the same leaderboard."""
+    reference = None
+    if preset.reference and task.reference:
+        name, config = reference_config(task)
+        reference = {
+            "sampler": name,
+            **config["hparams"],
+            "prior_precision": config["prior_precision"],
+        }
+    protocol = {
+        **preset.resolve(task).protocol(),
+        "task": task.name,
+        "baseline": BASELINE,
+        "fresh_seed": FRESH_SEED,
+        "reference": reference,
+    }
+    key = digest({"task": task.name, "task_config": task.config, "protocol": protocol})
+    protocol.update(
+        search_spaces={s: _space_json(search_space(s, task), task) for s in sampler_names},
+        search_family=family(task),
+        task_description=task.description,
+        asked_task=asked or task.name,
+    )
+    return key, protocol
 
 
 def _space_json(space: SearchSpace, task: Any) -> dict[str, Any]:
@@ -523,12 +673,6 @@ def _space_json(space: SearchSpace, task: Any) -> dict[str, Any]:
         "fixed": dict(space.fixed),
         "note": space.note,
     }
-
-
-def _no_spaces(protocol: Mapping[str, Any]) -> dict[str, Any]:
-    # The comparison's identity is the task and the protocol's numbers; which samplers were
-    # asked for on one invocation or another does not change it (entries accumulate).
-    return {k: v for k, v in protocol.items() if k != "search_spaces"}
 
 
 def _bar(progress: bool | None, total: int, desc: str):
@@ -546,32 +690,41 @@ def chain_evals(preset: Preset, sampler_names: Iterable[str]) -> int:
     """Chain-gradient-evaluations a comparison costs at most (runs stop early once every chain
     has grokked)."""
     n = sum(preset.trials * preset.tune_seeds + preset.seeds for _ in sampler_names)
+    n += preset.seeds if preset.reference else 0
     return n * preset.budget
 
 
-def probe_seconds(task: Any, chains: int, device: str | None = None, steps: int = 3) -> float:
-    """Seconds per chain-gradient-evaluation of ``task`` here: a few AdamW steps on ``chains``
-    chains, plus one evaluation per ``steps`` (the loop evaluates about every 1% of a run)."""
+def probe_seconds(task: Any, chains: int, device: str | None = None) -> float:
+    """Seconds per chain-gradient-evaluation of ``task`` here, from a few AdamW steps on
+    ``chains`` chains (evaluation included at the loop's usual rate of about 1%): the fastest
+    of two timings of at least a quarter of a second each (or one step when a step takes longer),
+    so a busy moment on a shared machine does not inflate it."""
     from bench.run import run
 
-    run(task, "adamw", {}, seeds=1, budget=1, eval_every=1, device=device, progress=False)
-    tick = time.perf_counter()
-    run(
-        task,
-        "adamw",
-        {},
-        seeds=chains,
-        budget=steps,
-        eval_every=steps,
-        device=device,
-        progress=False,
-    )
-    return (time.perf_counter() - tick) / (steps * chains)
+    def timed(steps: int) -> float:
+        tick = time.perf_counter()
+        run(
+            task,
+            "adamw",
+            {},
+            seeds=chains,
+            budget=steps,
+            eval_every=steps,
+            device=device,
+            progress=False,
+        )
+        return time.perf_counter() - tick
+
+    one = timed(1)  # also warms up: first calls allocate
+    steps = max(1, min(50, int(0.25 / max(one, 1e-6))))
+    best = min(timed(steps) for _ in range(2)) if steps > 1 else timed(1)
+    return best / (steps * chains)
 
 
 def estimate_minutes(task: Any, preset: Preset, sampler_names: Sequence[str], device=None):
     preset = preset.resolve(task)
-    chains = min(preset.max_chains, preset.trials * preset.tune_seeds)
+    # Cost per chain grows about linearly with the chains of a job on a CPU: probe a few.
+    chains = min(4, preset.max_chains, preset.trials * preset.tune_seeds)
     per = probe_seconds(task, max(1, chains), device)
     return chain_evals(preset, sampler_names) * per / 60.0
 
@@ -583,7 +736,12 @@ def add_arguments(sub, cmd_compare, cmd_report) -> None:
         "compare",
         help="tune every sampler with an equal budget, run the best on fresh seeds, "
         "write the leaderboard",
-        description=__doc__.split("\n\n")[0],
+        description=(
+            "Tune every sampler with the same budget in gradient evaluations, run the best "
+            "configuration on fresh seeds, store every run (a rerun or a resumed run reuses "
+            "them) and write reports/<task>.md. On a CPU the default preset is the CPU preset "
+            f"on {CPU_TASK}; see bench/compare.py for the protocol and search spaces."
+        ),
     )
     p.add_argument("--task", required=True, help="e.g. add_mod113")
     p.add_argument(
@@ -605,7 +763,9 @@ def add_arguments(sub, cmd_compare, cmd_report) -> None:
     p.add_argument("--tune-seeds", type=int, default=None, help="seeds per trial")
     p.add_argument("--seeds", type=int, default=None, help="fresh seeds for the chosen config")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default on a CPU: 1)"
+    )
     p.add_argument("--no-report", action="store_true", help="only fill the store")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_compare)
@@ -637,15 +797,14 @@ def parse_samplers(text: str | None) -> list[str]:
     seen = []
     for name in names:
         samplers.lookup(name)  # unknown name: UnknownSamplerError with suggestions
-        search_space(name)
+        search_space(name)  # every family has the same samplers
         if name not in seen:
             seen.append(name)
     return seen
 
 
-def choose_preset(args, task_name: str, names: Sequence[str], device: str, log) -> Preset:
-    """The preset to run, with the user's overrides applied; on a CPU, ``auto`` says what it
-    picked and why."""
+def preset_overrides(args: argparse.Namespace) -> dict[str, int]:
+    """The protocol numbers given on the command line, each checked to be at least 1."""
     overrides = {
         "budget": args.budget,
         "eval_every": args.eval_every,
@@ -656,19 +815,31 @@ def choose_preset(args, task_name: str, names: Sequence[str], device: str, log) 
     for key, value in overrides.items():
         if value is not None and value < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
+def choose_preset(
+    choice: str,
+    overrides: Mapping[str, int],
+    task_name: str,
+    names: Sequence[str],
+    device: str,
+    log: Callable[[str], None],
+) -> Preset:
+    """The preset to run, with the user's overrides applied. On a CPU, ``auto`` estimates the
+    paper setting and falls back to the CPU preset when it would take longer than
+    :data:`CPU_LIMIT_MINUTES`, and says so; ``paper`` on a CPU states its estimate."""
 
     def build(name: str) -> Preset:
         return replace(PRESETS[name], **overrides)
 
-    if args.preset != "auto":
-        preset = build(args.preset)
-        if args.preset == "paper" and device == "cpu":
-            task = tasks.make(task_name)
-            minutes = estimate_minutes(task, preset, names, device)
+    if choice != "auto":
+        preset = build(choice)
+        if choice == "paper" and device == "cpu":
+            minutes = estimate_minutes(tasks.make(task_name), preset, names, device)
             log(
                 f"paper preset on a CPU: estimated {_duration(minutes)} for {task_name} "
-                "(runs stop early once every chain has grokked)"
+                "(at most: runs stop early once every chain has grokked)"
             )
         return preset
     if device != "cpu":
@@ -679,12 +850,11 @@ def choose_preset(args, task_name: str, names: Sequence[str], device: str, log) 
         log(f"no GPU: the paper preset on {task_name} is estimated at {_duration(paper_minutes)}")
         return paper
     cpu = build("cpu")
-    cpu_task = tasks.make(cpu.task)
-    cpu_minutes = estimate_minutes(cpu_task, cpu, names, device)
+    cpu_minutes = estimate_minutes(tasks.make(cpu.task), cpu, names, device)
     log(
         f"no GPU: running the CPU preset on {cpu.task} instead of {task_name} (estimated "
-        f"{_duration(cpu_minutes)}); use --preset paper to force the paper setting (estimated "
-        f"{_duration(paper_minutes)} on this CPU)"
+        f"{_duration(cpu_minutes)} at most); use --preset paper to force the paper setting "
+        f"(estimated {_duration(paper_minutes)} on this CPU)"
     )
     return cpu
 
@@ -696,25 +866,43 @@ def _duration(minutes: float) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    """``python -m bench compare``: validate everything, then open the store, then train."""
+    """``python -m bench compare``: check every input, then open the store, then train; a bad
+    input leaves nothing behind."""
     from bench import leaderboard
 
     log = _printer()
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    overrides = preset_overrides(args)
     asked = tasks.make(args.task)  # unknown task: TaskError with suggestions
     names = parse_samplers(args.samplers)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"--device must be cpu or cuda, got {device!r}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
     reports = Path(args.reports)
     leaderboard.check_writable(reports)
-    with Store(args.store) as store:  # unwritable or corrupt: StoreError before any training
-        preset = choose_preset(args, args.task, names, device.split(":")[0], log)
-        task = tasks.make(preset.task) if preset.task else asked
-        resolved = preset.resolve(task)
+    check_store_path(Path(args.store))
+    if device == "cpu":
+        # One thread by default: on a shared two-core machine, two threads contending with
+        # other work were measured 6-10x slower than one on these small models.
+        torch.set_num_threads(args.threads or 1)
+        log(f"CPU threads: {torch.get_num_threads()} (--threads to change)")
+    elif args.threads is not None:
+        torch.set_num_threads(args.threads)
+
+    preset = choose_preset(args.preset, overrides, args.task, names, device.split(":")[0], log)
+    task = tasks.make(preset.task) if preset.task else asked
+    if args.preset != "auto" and task.name != asked.name:
+        log(f"the {preset.name} preset runs on {task.name}, not on {asked.name}")
+    resolved = preset.resolve(task)
+    for name in names:
+        size = len(search_space(name, task).grid(task.reference))
+        if size < resolved.trials:
+            raise ValueError(
+                f"--trials {resolved.trials} is more than the {size} points of {name}'s search "
+                "space: the tuning budgets would not be equal"
+            )
+    with Store(args.store) as store:  # corrupt or foreign: StoreError before any training
         log(
             f"compare {task.name}: preset {preset.name}, {len(names)} samplers "
             f"({', '.join(names)}), {resolved.trials} trials x {resolved.tune_seeds} seed(s) "
@@ -730,6 +918,7 @@ def main(args: argparse.Namespace) -> int:
             device=device,
             progress=False if args.no_progress else None,
             log=log,
+            asked=args.task,
         )
         log(f"compare finished in {(time.perf_counter() - tick) / 60:.1f} min")
         if not args.no_report:
@@ -737,6 +926,16 @@ def main(args: argparse.Namespace) -> int:
             for path in written:
                 log(f"wrote {path}")
     return 0
+
+
+def check_store_path(path: Path) -> None:
+    """Refuse early a store path that could not be created (no file is made here)."""
+    from bench.store import StoreError, check_creatable
+
+    if path.is_dir():
+        raise StoreError(f"store path {path} is a directory; give a file path")
+    if not path.exists():
+        check_creatable(path, create_parents=False)
 
 
 def report_main(args: argparse.Namespace) -> int:

@@ -14,7 +14,9 @@ by the Kaplan–Meier estimate of the survival function ``S(t) = P(t_grok > t)``
   times where the pointwise 95% band of ``S`` (log-log transform, i.e. the exponential Greenwood
   interval of Kalbfleisch & Prentice) crosses ½. The upper end is ``None`` ("not reached", ∞)
   when the band's upper curve stays above ½ — with five uncensored chains that is always so, as
-  for any distribution-free 95% interval of a median from five draws.
+  for any distribution-free 95% interval of a median from five draws. Where the curve drops to
+  0 the log-log band is undefined (0/0); there the upper curve uses the exact binomial bound
+  for the chains at risk (see :func:`_fill_zero`).
 * **speed-up over the baseline**: the ratio of the KM medians (baseline / sampler) in gradient
   evaluations, with a 95% percentile-bootstrap interval: chains are resampled with replacement
   within each group, 2000 times with a fixed seed, and the ratio of the resampled medians is
@@ -86,8 +88,7 @@ def kaplan_meier(
         warnings.filterwarnings("ignore", message="The confidence interval is undefined")
         band = sf.confidence_interval(confidence, method="log-log")
     low = np.where(np.isnan(band.low.probabilities), s, band.low.probabilities)
-    # Where S = 0 the upper curve is undefined: unknown, so it never counts as "below ½".
-    high = np.where(np.isnan(band.high.probabilities) & (s > 0), s, band.high.probabilities)
+    high = _fill_zero(x, s, band.high.probabilities, observed, right, confidence)
     last = float(max(np.max(observed, initial=-math.inf), np.max(right, initial=-math.inf)))
     return Survival(
         n=len(times),
@@ -101,6 +102,32 @@ def kaplan_meier(
         median_low=crossing(x, low, last),
         median_high=crossing(x, high, last),
     )
+
+
+def _fill_zero(x, s, high, observed, right, confidence: float) -> np.ndarray:
+    """The upper curve where the log-log band is undefined.
+
+    Where S = 1 (nothing has happened yet) it is 1. Where S falls to 0 (every chain still at
+    risk reached the target at once, common on a coarse evaluation grid: eight chains that all
+    grok at the evaluation of step 100) Greenwood's variance is 0/0. There the conditional
+    survival at that time is bounded by the exact binomial (Clopper–Pearson) bound for 0
+    survivors out of the ``n`` at risk, ``1 − (α/2)^(1/n)``, times the upper curve just before:
+    eight chains give 0.37, so the median is known to be reached there; a single chain gives
+    0.975, which leaves the interval open.
+    """
+    high = np.array(high, dtype=float)
+    alpha = 1.0 - confidence
+    times = np.concatenate([observed, right])
+    previous = 1.0
+    for i in range(len(x)):
+        if np.isnan(high[i]):
+            if s[i] > 0:
+                high[i] = s[i]  # S = 1: no information yet
+            else:
+                at_risk = int(np.sum(times >= x[i]))
+                high[i] = previous * (1.0 - (alpha / 2.0) ** (1.0 / at_risk))
+        previous = high[i]
+    return high
 
 
 def crossing(x: np.ndarray, y: np.ndarray, last: float, p: float = 0.5) -> float | None:
@@ -159,9 +186,7 @@ def speedup(
     for r in range(resamples):
         ia = rng.integers(0, len(a_events), len(a_events))
         ib = rng.integers(0, len(b_events), len(b_events))
-        value = _ratio(
-            _median_fast(b_events[ib], b_obs[ib]), _median_fast(a_events[ia], a_obs[ia])
-        )
+        value = _ratio(_median_fast(b_events[ib], b_obs[ib]), _median_fast(a_events[ia], a_obs[ia]))
         ratios[r] = math.nan if value is None else value
     ratios = ratios[~np.isnan(ratios)]
     if ratios.size == 0:

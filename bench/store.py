@@ -10,8 +10,9 @@ choose) holds::
     chains    one row per chain of a run: t_mem / t_grok in steps, gradient evaluations and
               seconds (NULL = not reached, censored at ``censored_at``), divergence, acceptance
     compares  one row per comparison protocol on a task (its preset and settings)
-    entries   one row per (comparison, sampler): the trials and their tuning runs, the chosen
-              configuration and its runs on fresh seeds
+    entries   one row per (comparison, sampler, role): the trials and their tuning runs, the
+              chosen configuration and its runs on fresh seeds; role "reference" is the task's
+              own optimizer setting run untuned on the same fresh seeds
 
 **Keys.** A run's key is a hash of everything that determines its numbers: the task's name and
 configuration, the sampler, the hyperparameters, the prior precision, the seeds, the budget, the
@@ -37,6 +38,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import sqlite3
 import subprocess
 import time
@@ -49,7 +51,7 @@ from typing import Any
 from bench.run import ChainResult, RunResult
 
 #: Bump when the on-disk layout changes; an older or newer store is refused, never rewritten.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: the layout of an early draft (no host, no entry roles)
 #: Bump when the numbers a run produces would change (samplers, tasks, the loop): part of
 #: every run key, so old runs are not reused for new numerics (they stay in the store).
 NUMERICS_VERSION = "1"
@@ -71,6 +73,7 @@ CREATE TABLE runs (
     numerics_version TEXT NOT NULL,
     code_version TEXT NOT NULL,
     device TEXT NOT NULL,
+    host TEXT NOT NULL,
     steps_run INTEGER NOT NULL,
     grad_evals_per_step INTEGER NOT NULL,
     seconds_train REAL NOT NULL,
@@ -105,12 +108,13 @@ CREATE TABLE compares (
 CREATE TABLE entries (
     compare_key TEXT NOT NULL REFERENCES compares(key),
     sampler TEXT NOT NULL,
+    role TEXT NOT NULL,
     trials TEXT NOT NULL,
     tuning_runs TEXT NOT NULL,
     chosen TEXT NOT NULL,
     final_runs TEXT NOT NULL,
     updated_at REAL NOT NULL,
-    PRIMARY KEY (compare_key, sampler)
+    PRIMARY KEY (compare_key, sampler, role)
 );
 """
 
@@ -129,6 +133,7 @@ class Entry:
     tuning_runs: list[str]
     chosen: dict[str, Any]  # the chosen trial's config
     final_runs: list[str]  # the chosen configuration on fresh seeds (several if chunked)
+    role: str = "tuned"  # or "reference": the task's own optimizer setting, untuned
 
 
 @dataclass(frozen=True)
@@ -203,6 +208,20 @@ def code_version() -> str:
     return head + ("+dirty" if dirty else "")
 
 
+def host_description() -> str:
+    """The machine a run ran on, for the leaderboard: CPU model and core count, and the OS."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, {platform.system()}"
+
+
 class Store:
     """An open results store. Use as a context manager, or call :meth:`close`."""
 
@@ -216,7 +235,7 @@ class Store:
                     f"no results store at {self.path}; run `python -m bench compare` first or "
                     "pass --store PATH"
                 )
-            _check_creatable(self.path)
+            check_creatable(self.path)
         try:
             self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         except sqlite3.Error as err:
@@ -319,6 +338,7 @@ class Store:
         task_config: Mapping[str, Any],
         seconds_wall: float,
         code: str | None = None,
+        host: str | None = None,
     ) -> bool:
         """Store a finished run and its chains in one transaction. Returns False (and keeps the
         stored one) when a run with this key is already there."""
@@ -328,7 +348,7 @@ class Store:
             if db.execute("SELECT 1 FROM runs WHERE key = ?", (key,)).fetchone():
                 return False
             db.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     key,
                     result.task,
@@ -342,6 +362,7 @@ class Store:
                     NUMERICS_VERSION,
                     code or code_version(),
                     result.device,
+                    host or host_description(),
                     result.steps_run,
                     result.grad_evals_per_step,
                     result.seconds_train,
@@ -377,7 +398,7 @@ class Store:
 
     def get_run(self, key: str, *, curves: bool = True) -> RunRecord | None:
         row = self._db.execute(
-            "SELECT result, curves, code_version, seconds_wall, finished_at FROM runs "
+            "SELECT result, curves, code_version, seconds_wall, finished_at, host FROM runs "
             "WHERE key = ?",
             (key,),
         ).fetchone()
@@ -392,6 +413,7 @@ class Store:
             code_version=row[2],
             seconds_wall=row[3],
             finished_at=row[4],
+            host=row[5],
         )
 
     def run_keys(self) -> list[str]:
@@ -410,7 +432,7 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO compares VALUES (?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
-                "updated_at = excluded.updated_at",
+                "protocol = excluded.protocol, updated_at = excluded.updated_at",
                 (key, task, _dumps(task_config), preset, _dumps(protocol), now, now),
             )
 
@@ -418,10 +440,11 @@ class Store:
         now = time.time()
         with self.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?,?)",
                 (
                     entry.compare_key,
                     entry.sampler,
+                    entry.role,
                     _dumps(entry.trials),
                     _dumps(entry.tuning_runs),
                     _dumps(entry.chosen),
@@ -454,16 +477,18 @@ class Store:
 
     def entries(self, compare_key: str) -> list[Entry]:
         rows = self._db.execute(
-            "SELECT * FROM entries WHERE compare_key = ? ORDER BY sampler", (compare_key,)
+            "SELECT * FROM entries WHERE compare_key = ? ORDER BY role DESC, sampler",
+            (compare_key,),
         ).fetchall()
         return [
             Entry(
                 compare_key=r[0],
                 sampler=r[1],
-                trials=json.loads(r[2]),
-                tuning_runs=json.loads(r[3]),
-                chosen=json.loads(r[4]),
-                final_runs=json.loads(r[5]),
+                role=r[2],
+                trials=json.loads(r[3]),
+                tuning_runs=json.loads(r[4]),
+                chosen=json.loads(r[5]),
+                final_runs=json.loads(r[6]),
             )
             for r in rows
         ]
@@ -476,10 +501,12 @@ class RunRecord:
     code_version: str
     seconds_wall: float
     finished_at: float
+    host: str = ""
 
 
-def _check_creatable(path: Path) -> None:
-    """Refuse early (before any training) a store that could not be created."""
+def check_creatable(path: Path, *, create_parents: bool = True) -> None:
+    """Refuse early (before any training) a store that could not be created; make its missing
+    parent folders when ``create_parents``."""
     parent = path.parent if str(path.parent) else Path(".")
     existing = parent
     while not existing.exists():
@@ -488,6 +515,8 @@ def _check_creatable(path: Path) -> None:
         raise StoreError(f"cannot create the results store {path}: {existing} is not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise StoreError(f"cannot create the results store {path}: {existing} is not writable")
+    if not create_parents:
+        return
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -1,0 +1,235 @@
+"""The generated leaderboard, against a golden file, from a store filled with made-up runs.
+
+The runs are fabricated (no training), so every number on the page is fixed: regenerate the
+golden file with ``UPDATE_GOLDEN=1 python -m pytest tests/test_leaderboard.py`` after an
+intended change to the page, and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+import tasks
+from bench import compare as C
+from bench import leaderboard
+from bench.__main__ import main
+from bench.run import ChainResult, RunResult
+from bench.store import Entry, Store
+
+GOLDEN = Path(__file__).parent / "golden" / "leaderboard.md"
+BUDGET = 3000  # gradient evaluations
+EVERY = 100
+
+# Per sampler: evaluations per step, and per chain (t_mem, t_grok) in gradient evaluations
+# (None = not reached within the budget), diverged chains marked "div".
+OUTCOMES = {
+    "adamw": (
+        1,
+        [(200, 1200), (200, 1500), (300, 1100), (200, 1300), (300, 1400), (200, 1200)]
+        + [(300, None), (200, 1300)],
+    ),
+    "sgld": (1, [(500, 2500), (600, 2800)] + [(500, None)] * 5 + [(None, None)]),
+    "hmc": (5, [(1000, None)] * 8),
+    "sgd": (1, [(400, 900), (400, 1000), (500, 800), "div", (400, 1100)] + [(400, 950)] * 3),
+}
+REFERENCE = [(150, 900), (150, 880), (140, 970), (150, 900), (160, 1000), (150, 920)] + [
+    (150, 870),
+    (150, None),
+]
+
+
+def _chain(c, outcome, per_step, hparams, accept):
+    steps = BUDGET // per_step
+    if outcome == "div":
+        return ChainResult(
+            c,
+            1000 + c,
+            hparams,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            steps,
+            diverged=True,
+            diverged_step=700,
+            final={"val_acc": 0.0},
+        )
+    mem, grok = outcome
+
+    def s(evals):
+        return None if evals is None else evals // per_step
+
+    return ChainResult(
+        chain=c,
+        seed=1000 + c,
+        hparams=hparams,
+        t_mem=s(mem),
+        t_grok=s(grok),
+        t_mem_grad_evals=mem,
+        t_grok_grad_evals=grok,
+        t_mem_seconds=None if mem is None else mem / 1000,
+        t_grok_seconds=None if grok is None else grok / 1000,
+        censored_at=steps,
+        accept_rate=accept,
+        final={"val_acc": 1.0 if grok else 0.3},
+    )
+
+
+def _curves(chains, per_step):
+    rows = []
+    for c in chains:
+        for evals in range(0, BUDGET + 1, 500):
+            step = evals // per_step
+            grok = c.t_grok_grad_evals
+            rows.append(
+                {
+                    "chain": c.chain,
+                    "step": step,
+                    "grad_evals": evals,
+                    "seconds": evals / 1000,
+                    "train_acc": 1.0 if c.t_mem_grad_evals and evals >= c.t_mem_grad_evals else 0.2,
+                    "val_acc": 1.0 if grok and evals >= grok else 0.05,
+                    "accept": float("nan") if step == 0 else c.accept_rate,
+                }
+            )
+    return rows
+
+
+def fill(store: Store, task) -> str:
+    preset = replace(C.PRESETS["cpu"], budget=BUDGET, eval_every=EVERY)
+    names = list(OUTCOMES)
+    key, protocol = C.protocol_for(task, preset, names, asked="add_mod113")
+    store.put_compare(key, task.name, task.config, "cpu", protocol)
+    for name, (per_step, outcomes) in OUTCOMES.items():
+        trials = C.trials_for(name, task, 3)
+        chosen = trials[1]
+        hparams = {**chosen["hparams"], "prior_precision": chosen["prior_precision"]}
+        accept = 0.61 if name == "hmc" else 1.0
+        chains = [_chain(c, o, per_step, hparams, accept) for c, o in enumerate(outcomes)]
+        result = _result(task, name, chosen, chains, per_step)
+        final_key = f"final-{name}"
+        store.put_run(final_key, result, task_config=task.config, seconds_wall=4.0, **HOST)
+        tune_key = f"tune-{name}"
+        store.put_run(
+            tune_key,
+            replace(result, chains=chains[:3], curves=[]),
+            task_config=task.config,
+            seconds_wall=6.0,
+            **HOST,
+        )
+        scored = []
+        for i, trial in enumerate(trials):
+            grok = 1500.0 + 100 * i if name in ("adamw", "sgd") and i > 0 else None
+            score = [grok, -1.0 if grok else 0.0, 0.0, -0.9 if grok else -0.2, 300.0]
+            scored.append({**trial, "chains": [[tune_key, i]], "score": score})
+        store.put_entry(Entry(key, name, scored, [tune_key], chosen, [final_key]))
+    name, chosen = C.reference_config(task)
+    hparams = {**chosen["hparams"], "prior_precision": 0.0}
+    chains = [_chain(c, o, 1, hparams, 1.0) for c, o in enumerate(REFERENCE)]
+    result = _result(task, name, chosen, chains, 1)
+    store.put_run("final-reference", result, task_config=task.config, seconds_wall=4.0, **HOST)
+    store.put_entry(Entry(key, name, [], [], chosen, ["final-reference"], role="reference"))
+    return key
+
+
+HOST = {"code": "abc1234", "host": "a test CPU, 2 cores, Linux"}
+
+
+def _result(task, name, chosen, chains, per_step):
+    return RunResult(
+        task=task.name,
+        sampler=name,
+        hparams=chosen["hparams"],
+        prior_precision=chosen["prior_precision"],
+        seeds=[c.seed for c in chains],
+        budget=BUDGET // per_step,
+        eval_every=EVERY // per_step,
+        batch_size=None,
+        device="cpu (2 threads)",
+        steps_run=BUDGET // per_step,
+        grad_evals_per_step=per_step,
+        seconds_train=BUDGET / 1000,
+        seconds_eval=0.1,
+        chains=chains,
+        curves=_curves(chains, per_step),
+        target=0.99,
+    )
+
+
+@pytest.fixture(scope="module")
+def task():
+    return tasks.make("add_mod7_mlp", width=16, d_embed=8)
+
+
+def test_markdown_matches_the_golden_file(tmp_path, task):
+    with Store(tmp_path / "s.sqlite") as store:
+        fill(store, task)
+        board = leaderboard.build_board(store, store.compares()[0])
+    text = leaderboard.render(board, {"accuracy": "a.png", "survival": "s.png"})
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(text, encoding="utf-8")
+    assert text == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_ranking_keeps_not_reached_rows_last(tmp_path, task):
+    with Store(tmp_path / "s.sqlite") as store:
+        fill(store, task)
+        board = leaderboard.build_board(store, store.compares()[0])
+    assert [r.sampler for r in board.rows] == ["sgd", "adamw", "sgld", "hmc"]
+    sgd, adamw, sgld, hmc = board.rows
+    assert sgd.diverged == 1 and sgd.grokked == 7
+    assert adamw.grok_evals.median == 1300 and adamw.grok_steps.median == 1300
+    assert sgld.grok_evals.median is None and hmc.grok_evals.median is None  # shown, not dropped
+    assert hmc.evals_per_step == 5 and hmc.grok_steps.last == 600
+    assert hmc.accept == pytest.approx(0.61) and adamw.accept is None
+    assert sgd.speedup.value == pytest.approx(1300 / 950)
+    assert sgld.speedup.value == 0.0 and sgld.logrank_p < 0.01
+    ref = board.reference
+    assert ref.is_reference and ref.label == "adamw (reference)" and ref not in board.rows
+    assert ref.grok_evals.median == 910 and ref.mem_evals.median == 150  # 900 and 920: midpoint
+    assert ref.speedup.value == pytest.approx(1300 / 910)
+
+
+def test_write_reports_and_the_report_command(tmp_path, task):
+    store_path, reports = tmp_path / "s.sqlite", tmp_path / "reports"
+    with Store(store_path) as store:
+        fill(store, task)
+    assert main(["report", "--store", str(store_path), "--reports", str(reports)]) == 0
+    page = (reports / f"{task.name}.md").read_text()
+    assert f"({task.name}_accuracy.png)" in page and f"({task.name}_survival.png)" in page
+    for png in (f"{task.name}_accuracy.png", f"{task.name}_survival.png"):
+        assert (reports / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    index = (reports / "README.md").read_text()
+    assert f"[{task.name}.md]({task.name}.md)" in index
+    for name in [*OUTCOMES, "adamw.reference"]:
+        raw = json.loads((reports / "runs" / task.name / f"{name}.json").read_text())
+        assert raw["sampler"] == name.split(".")[0]
+        assert raw["final_runs"][0]["key"] == (
+            "final-reference" if "." in name else f"final-{name}"
+        )
+        assert len(raw["final_runs"][0]["result"]["chains"]) == 8
+        assert f"runs/{task.name}/{name}.json" in page
+    assert not list(reports.rglob(".*.tmp"))  # no temporary files left behind
+    # unknown task: a clear error, exit 2
+    assert (
+        main(
+            [
+                "report",
+                "--store",
+                str(store_path),
+                "--reports",
+                str(reports),
+                "--task",
+                "add_mod113",
+            ]
+        )
+        == 2
+    )
