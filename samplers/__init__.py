@@ -28,6 +28,12 @@ for _cls in (SGD, AdamW, SGLD, SGHMC, HMC, RiemannianLangevin):
     register(_cls.name, _cls)
 del _cls
 
+# BlackJAX's and Pyro's implementations under "blackjax.*" and "pyro.*"; registered lazily, so
+# importing samplers imports neither jax nor pyro (see samplers.peers).
+from samplers.peers import register_peers  # noqa: E402
+
+register_peers(register)
+
 __all__ = [
     "AdamW",
     "AdamWState",

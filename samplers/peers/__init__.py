@@ -1,0 +1,228 @@
+"""Peer samplers: BlackJAX's and Pyro's implementations behind our Sampler protocol.
+
+Researchers ask two questions of our numbers: *are your samplers right?* and *why not just use
+BlackJAX or Pyro?* The peers answer both: the well-known implementations run on the same
+potentials, the same data and the same initial weights, through the same runner, so their
+stationary moments (``tests/test_peers.py``) and their speed (``python -m bench speed``) are
+compared with ours in one run.
+
+Registered names (the prefix names the library)::
+
+    blackjax.sgld   blackjax.sghmc   blackjax.hmc   blackjax.nuts   pyro.hmc   pyro.nuts
+
+Hyperparameters keep *our* names and meanings (``step_size`` is our h, ``temperature`` our tau);
+each wrapper maps them onto the library's own convention and says how in its docstring. The
+BlackJAX wrappers run a jitted, ``jax.vmap``-ed kernel on a JAX port of the potential
+(:mod:`samplers.peers.jax_tasks`); the Pyro wrappers call ``HMC``/``NUTS`` with ``potential_fn`` on
+the torch potential itself, one kernel per chain.
+
+Importing :mod:`samplers` does not import jax, blackjax or pyro (their imports take seconds): the
+registry holds a :class:`LazyPeer` per name, which carries the declarations a caller needs
+without the library (``params``, ``samples``, ``metropolis``, ``peer``, ``summary``) and imports
+the backend module on the first ``samplers.make``. A peer class, and its ``LazyPeer``, have a
+``peer`` attribute naming the library (``"blackjax"`` or ``"pyro"``); our own samplers have none,
+so ``getattr(samplers.lookup(name), "peer", None)`` tells a peer row from ours.
+
+Install: ``pip install jax blackjax pyro-ppl`` (CPU jax by default). For a GPU, install the CUDA
+build of jax (``pip install -U "jax[cuda12]"``) beside the CUDA build of torch; tensors cross
+between the two through DLPack on the same device.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from samplers.base import Param, Sampler
+
+BLACKJAX_MODULE = "samplers.peers.blackjax_backend"
+PYRO_MODULE = "samplers.peers.pyro_backend"
+
+_POSITIVE = dict(low=0.0, low_open=True)
+_TEMPERATURE = Param(
+    1.0, low=0.0, low_open=True, why="the peer divides U by the temperature; tau > 0"
+)
+_ADAPT = Param(
+    0,
+    low=0,
+    integer=True,
+    per_chain=False,
+    why="a number of warm-up transitions (0: no adaptation)",
+)
+_TARGET_ACCEPT = Param(
+    0.8,
+    low=0.0,
+    high=1.0,
+    low_open=True,
+    high_open=True,
+    per_chain=False,
+    why="an acceptance probability strictly between 0 and 1",
+)
+
+#: Hyperparameter declarations of every peer: importable without jax or pyro.
+PARAMS: dict[str, dict[str, Param]] = {
+    "blackjax.sgld": {
+        "step_size": Param(1e-3, **_POSITIVE, why="the step size must be positive"),
+        "temperature": Param(
+            1e-5, low=0.0, why="a temperature is non-negative (0 is gradient descent)"
+        ),
+    },
+    "blackjax.sghmc": {
+        "step_size": Param(1e-3, **_POSITIVE, why="the learning rate must be positive"),
+        "friction": Param(
+            0.1,
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            why="friction alpha in (0, 1], as in our sghmc",
+        ),
+        "temperature": Param(
+            1e-5, low=0.0, why="a temperature is non-negative (0 is SGD with momentum)"
+        ),
+        "num_integration_steps": Param(
+            10,
+            low=1,
+            integer=True,
+            per_chain=False,
+            why="BlackJAX's inner steps per transition (momentum is redrawn between them)",
+        ),
+    },
+    "blackjax.hmc": {
+        "step_size": Param(1e-2, **_POSITIVE, why="the leapfrog step must be positive"),
+        "num_leapfrog": Param(
+            10, low=1, integer=True, per_chain=False, why="at least one leapfrog step"
+        ),
+        "temperature": _TEMPERATURE,
+        "adapt_steps": _ADAPT,
+        "target_accept": _TARGET_ACCEPT,
+    },
+    "blackjax.nuts": {
+        "step_size": Param(1e-2, **_POSITIVE, why="the leapfrog step must be positive"),
+        "temperature": _TEMPERATURE,
+        "adapt_steps": _ADAPT,
+        "target_accept": _TARGET_ACCEPT,
+        "max_num_doublings": Param(
+            10, low=1, integer=True, per_chain=False, why="at least one trajectory doubling"
+        ),
+    },
+    "pyro.hmc": {
+        "step_size": Param(1e-2, **_POSITIVE, why="the leapfrog step must be positive"),
+        "num_leapfrog": Param(
+            10, low=1, integer=True, per_chain=False, why="at least one leapfrog step"
+        ),
+        "temperature": _TEMPERATURE,
+        "adapt_steps": _ADAPT,
+        "target_accept": _TARGET_ACCEPT,
+    },
+    "pyro.nuts": {
+        "step_size": Param(1e-2, **_POSITIVE, why="the leapfrog step must be positive"),
+        "temperature": _TEMPERATURE,
+        "adapt_steps": _ADAPT,
+        "target_accept": _TARGET_ACCEPT,
+        "max_tree_depth": Param(
+            10, low=1, integer=True, per_chain=False, why="at least one tree doubling"
+        ),
+    },
+}
+
+
+class PeerUnavailableError(ImportError):
+    """A peer whose library (jax, blackjax or pyro-ppl) is not installed."""
+
+
+@dataclass(frozen=True)
+class LazyPeer:
+    """A registry entry that imports its backend only when a sampler is made."""
+
+    name: str
+    peer: str  # the library: "blackjax" or "pyro"
+    module: str
+    cls: str
+    summary: str
+    samples: bool = True
+    metropolis: bool = False
+    params: Mapping[str, Param] = field(default_factory=dict)
+
+    def __call__(self, **hparams: Any) -> Sampler:
+        return self.load()(**hparams)
+
+    def load(self) -> type[Sampler]:
+        try:
+            module = importlib.import_module(self.module)
+        except ModuleNotFoundError as err:
+            package = {"blackjax": "jax blackjax", "pyro": "pyro-ppl"}[self.peer]
+            raise PeerUnavailableError(
+                f"{self.name} needs {err.name!r}, which is not installed: pip install {package}"
+            ) from err
+        return getattr(module, self.cls)
+
+
+PEERS: tuple[LazyPeer, ...] = (
+    LazyPeer(
+        "blackjax.sgld",
+        "blackjax",
+        BLACKJAX_MODULE,
+        "BlackJAXSGLD",
+        "BlackJAX's SGLD (jitted, vmapped over chains) on the JAX port of the potential.",
+        params=PARAMS["blackjax.sgld"],
+    ),
+    LazyPeer(
+        "blackjax.sghmc",
+        "blackjax",
+        BLACKJAX_MODULE,
+        "BlackJAXSGHMC",
+        "BlackJAX's SGHMC: momentum redrawn from N(0, I) each step, so it does not temper.",
+        params=PARAMS["blackjax.sghmc"],
+    ),
+    LazyPeer(
+        "blackjax.hmc",
+        "blackjax",
+        BLACKJAX_MODULE,
+        "BlackJAXHMC",
+        "BlackJAX's HMC with its Stan window adaptation, on the JAX port of the potential.",
+        metropolis=True,
+        params=PARAMS["blackjax.hmc"],
+    ),
+    LazyPeer(
+        "blackjax.nuts",
+        "blackjax",
+        BLACKJAX_MODULE,
+        "BlackJAXNUTS",
+        "BlackJAX's NUTS with its Stan window adaptation, on the JAX port of the potential.",
+        metropolis=True,
+        params=PARAMS["blackjax.nuts"],
+    ),
+    LazyPeer(
+        "pyro.hmc",
+        "pyro",
+        PYRO_MODULE,
+        "PyroHMC",
+        "Pyro's HMC through potential_fn on the torch potential, one kernel per chain.",
+        metropolis=True,
+        params=PARAMS["pyro.hmc"],
+    ),
+    LazyPeer(
+        "pyro.nuts",
+        "pyro",
+        PYRO_MODULE,
+        "PyroNUTS",
+        "Pyro's NUTS through potential_fn on the torch potential, one kernel per chain.",
+        metropolis=True,
+        params=PARAMS["pyro.nuts"],
+    ),
+)
+
+
+def register_peers(register: Callable[[str, Any], None]) -> None:
+    for entry in PEERS:
+        register(entry.name, entry)
+
+
+def is_peer(factory: Any) -> bool:
+    """True for a peer's registry entry or sampler (anything with a ``peer`` attribute)."""
+    return bool(getattr(factory, "peer", None))
+
+
+__all__ = ["PARAMS", "PEERS", "LazyPeer", "PeerUnavailableError", "is_peer", "register_peers"]
