@@ -90,12 +90,16 @@ class AdamW(Sampler):
         decayed = theta * (1.0 - lr * self.h("weight_decay", theta))
         proposal = decayed - (lr / bias1) * exp_avg / denom
 
-        ok = finite_rows(u, g, proposal)
+        ok = finite_rows(u, proposal)
+        pairs = [(proposal, theta), (exp_avg, state.exp_avg), (exp_avg_sq, state.exp_avg_sq)]
+        if grokfast is not None:
+            pairs.append((grokfast, state.grokfast))
+        theta, exp_avg, exp_avg_sq, *rest = keep_finite(ok, *pairs)
         new = AdamWState(
-            theta=keep_finite(proposal, theta, ok),
-            exp_avg=keep_finite(exp_avg, state.exp_avg, ok),
-            exp_avg_sq=keep_finite(exp_avg_sq, state.exp_avg_sq, ok),
-            grokfast=None if grokfast is None else keep_finite(grokfast, state.grokfast, ok),
+            theta=theta,
+            exp_avg=exp_avg,
+            exp_avg_sq=exp_avg_sq,
+            grokfast=rest[0] if rest else None,
             step=t,
         )
         return new, Info(grad_evals=1, accept_prob=ones(theta), diverged=~ok, potential=u)

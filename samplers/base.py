@@ -265,19 +265,30 @@ def _check_value(value: Any, theta: Tensor) -> None:
         )
 
 
-def finite_rows(*tensors: Tensor) -> Tensor:
-    """``(C,)`` bool: every entry of the chain's row is finite in every tensor (1-D or 2-D)."""
-    ok = None
-    for t in tensors:
-        row = torch.isfinite(t) if t.dim() == 1 else torch.isfinite(t).all(dim=1)
-        ok = row if ok is None else ok & row
-    return ok
+def finite_rows(value: Tensor, proposal: Tensor) -> Tensor:
+    """``(C,)`` bool: the chain's energy ``(C,)`` and every entry of its proposal ``(C, D)`` are
+    finite.
+
+    A non-finite gradient always reaches the proposal (every update moves theta by a positive
+    multiple of it), so the gradient needs no check of its own. A row is tested through its sum,
+    one reduction instead of a ``(C, D)`` boolean mask; a finite row whose sum overflows (entries
+    near 1e38) is flagged too, which is right: such a chain has diverged.
+    """
+    return torch.isfinite(value) & torch.isfinite(proposal.sum(dim=1))
 
 
-def keep_finite(new: Tensor, old: Tensor, ok: Tensor) -> Tensor:
-    """Rows of ``new`` where ``ok``, else the last finite ``old`` row: a diverged chain stands still
-    without poisoning the others."""
-    return torch.where(ok.unsqueeze(1), new, old)
+def keep_finite(ok: Tensor, *pairs: tuple[Tensor, Tensor]) -> list[Tensor]:
+    """For each ``(new, old)`` pair: the rows of ``new`` where ``ok``, else the ``old`` row, so a
+    diverged chain stands still at its last finite state without poisoning the others.
+
+    On the CPU, where reading ``ok`` costs nothing, the common case (every chain finite) returns
+    the new tensors without copying; on a GPU that read would stall the pipeline once per step,
+    so the selection always runs there.
+    """
+    if ok.device.type == "cpu" and bool(ok.all()):
+        return [new for new, _ in pairs]
+    mask = ok.unsqueeze(1)
+    return [torch.where(mask, new, old) for new, old in pairs]
 
 
 def noise(theta: Tensor, generator: torch.Generator) -> Tensor:

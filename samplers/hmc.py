@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from samplers.base import Info, Param, Sampler, keep_finite, noise, value_and_grad
+from samplers.base import Info, Param, Sampler, noise, value_and_grad
 
 # Dual-averaging constants of Hoffman & Gelman (2014), Sec. 3.2.1.
 _GAMMA, _T0, _KAPPA = 0.05, 10.0, 0.75
@@ -113,7 +113,7 @@ class HMC(Sampler):
         diverged = ~finite | (delta > _DIVERGENCE)
 
         new = HMCState(
-            theta=keep_finite(x, theta, accepted & finite),
+            theta=torch.where((accepted & finite).unsqueeze(1), x, theta),
             step_size=state.step_size,
             log_step_bar=state.log_step_bar,
             error_bar=state.error_bar,

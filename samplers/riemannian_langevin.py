@@ -98,13 +98,14 @@ class RiemannianLangevin(Sampler):
 
         scale = (2.0 * h * self.h("temperature", theta) * metric).sqrt()
         proposal = theta - h * metric * g + scale * noise(theta, generator)
-        ok = finite_rows(u, g, proposal)
+        ok = finite_rows(u, proposal)
+        new_theta, square_avg = keep_finite(ok, (proposal, theta), (square_avg, state.square_avg))
 
         if precond is None and self.freeze_after is not None and t >= self.freeze_after:
             precond = metric
         new = RiemannianLangevinState(
-            theta=keep_finite(proposal, theta, ok),
-            square_avg=keep_finite(square_avg, state.square_avg, ok),
+            theta=new_theta,
+            square_avg=square_avg,
             precond=precond,
             step=t,
         )

@@ -46,10 +46,7 @@ class SGD(Sampler):
         u, g = value_and_grad(potential, theta, batch)
         velocity = self.h("momentum", theta) * state.velocity + g
         proposal = theta - self.h("step_size", theta) * velocity
-        ok = finite_rows(u, g, proposal)
-        new = SGDState(
-            theta=keep_finite(proposal, theta, ok),
-            velocity=keep_finite(velocity, state.velocity, ok),
-            step=state.step + 1,
-        )
+        ok = finite_rows(u, proposal)
+        theta, velocity = keep_finite(ok, (proposal, theta), (velocity, state.velocity))
+        new = SGDState(theta=theta, velocity=velocity, step=state.step + 1)
         return new, Info(grad_evals=1, accept_prob=ones(theta), diverged=~ok, potential=u)

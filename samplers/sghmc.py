@@ -75,10 +75,7 @@ class SGHMC(Sampler):
         scale = (2.0 * alpha * h * self.h("temperature", theta)) ** 0.5
         velocity = (1.0 - alpha) * state.velocity - h * g + scale * noise(theta, generator)
         proposal = theta + velocity
-        ok = finite_rows(u, g, proposal)
-        new = SGHMCState(
-            theta=keep_finite(proposal, theta, ok),
-            velocity=keep_finite(velocity, state.velocity, ok),
-            step=state.step + 1,
-        )
+        ok = finite_rows(u, proposal)
+        theta, velocity = keep_finite(ok, (proposal, theta), (velocity, state.velocity))
+        new = SGHMCState(theta=theta, velocity=velocity, step=state.step + 1)
         return new, Info(grad_evals=1, accept_prob=ones(theta), diverged=~ok, potential=u)

@@ -60,6 +60,7 @@ class SGLD(Sampler):
         u, g = value_and_grad(potential, theta, batch)
         scale = (2.0 * h * self.h("temperature", theta)) ** 0.5
         proposal = theta - h * g + scale * noise(theta, generator)
-        ok = finite_rows(u, g, proposal)
-        new = SGLDState(theta=keep_finite(proposal, theta, ok), step=state.step + 1)
+        ok = finite_rows(u, proposal)
+        (new_theta,) = keep_finite(ok, (proposal, theta))
+        new = SGLDState(theta=new_theta, step=state.step + 1)
         return new, Info(grad_evals=1, accept_prob=ones(theta), diverged=~ok, potential=u)
