@@ -383,7 +383,17 @@ PRESETS: dict[str, Preset] = {
 def grad_evals_per_step(sampler: str, hparams: Mapping[str, Any]) -> int:
     """Gradient evaluations one step of ``sampler`` costs: ``num_leapfrog + 1`` for samplers
     with leapfrog steps (HMC), else 1. Checked against the run's own count afterwards."""
-    params = getattr(samplers.lookup(sampler), "params", {})
+    cls = samplers.lookup(sampler)
+    if getattr(cls, "peer", None) and sampler.rsplit(".", 1)[-1] != "sgld":
+        # BlackJAX's HMC caches a gradient, its SGHMC takes K inner steps, its NUTS and Pyro's
+        # kernels spend a data-dependent number (and more during adaptation): none has the
+        # fixed cost per step that an equal budget in gradient evaluations is built on.
+        raise ValueError(
+            f"{sampler} spends a varying number of gradient evaluations per step, which the "
+            "equal-budget protocol cannot fix in advance; compare it with `python -m bench run` "
+            "or `python -m bench speed` (blackjax.sgld takes part in compare)"
+        )
+    params = getattr(cls, "params", {})
     if "num_leapfrog" in params:
         return int(hparams.get("num_leapfrog", params["num_leapfrog"].default)) + 1
     return 1

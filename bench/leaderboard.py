@@ -250,7 +250,7 @@ def render(board: Board, plots: Mapping[str, str] | None = None) -> str:
                     "ref" if row.is_reference else str(row.rank),
                     f"`{row.sampler}` (reference, untuned)"
                     if row.is_reference
-                    else f"`{row.sampler}`",
+                    else f"`{row.sampler}`" + _peer_mark(row.sampler),
                     grok,
                     _median_ci(row.grok_evals),
                     _median(row.grok_steps),
@@ -700,3 +700,9 @@ def _atomic_write(path: Path, text: str | bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _peer_mark(sampler: str) -> str:
+    """Rows run by another library's implementation (``blackjax.sgld``) say so."""
+    peer = getattr(samplers.lookup(sampler), "peer", None) if sampler in samplers.names() else None
+    return f" (peer: {peer})" if peer else ""
