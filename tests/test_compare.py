@@ -297,3 +297,16 @@ def test_report_without_a_store_exits_2(tmp_path, capsys):
     assert main(["report", "--store", str(store), "--reports", str(tmp_path / "r")]) == 2
     assert "no results store" in capsys.readouterr().err
     assert not store.exists()
+
+
+def test_peers_with_a_varying_cost_per_step_are_refused_and_peer_rows_are_marked():
+    from bench.compare import grad_evals_per_step
+    from bench.leaderboard import _peer_mark
+
+    assert grad_evals_per_step("blackjax.sgld", {}) == 1
+    assert grad_evals_per_step("hmc", {"num_leapfrog": 7}) == 8
+    for peer in ("blackjax.hmc", "blackjax.nuts", "blackjax.sghmc", "pyro.nuts"):
+        with pytest.raises(ValueError, match="varying number of gradient evaluations"):
+            grad_evals_per_step(peer, {})
+    assert _peer_mark("blackjax.sgld") == " (peer: blackjax)"
+    assert _peer_mark("sgld") == ""
