@@ -291,6 +291,13 @@ def keep_finite(ok: Tensor, *pairs: tuple[Tensor, Tensor]) -> list[Tensor]:
     return [torch.where(mask, new, old) for new, old in pairs]
 
 
+def gradient_step(theta: Tensor, direction: Tensor, step_size: float | Tensor) -> Tensor:
+    """``theta - step_size·direction`` in one fused kernel when the step is a number."""
+    if isinstance(step_size, Tensor):
+        return theta - step_size * direction
+    return torch.add(theta, direction, alpha=-step_size)
+
+
 def noise(theta: Tensor, generator: torch.Generator) -> Tensor:
     """Standard normal noise shaped like theta from the caller's generator, never the global RNG."""
     return torch.randn(theta.shape, generator=generator, device=theta.device, dtype=theta.dtype)

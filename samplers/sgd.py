@@ -19,7 +19,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from samplers.base import Info, Param, Sampler, finite_rows, keep_finite, ones, value_and_grad
+from samplers.base import (
+    Info,
+    Param,
+    Sampler,
+    finite_rows,
+    gradient_step,
+    keep_finite,
+    ones,
+    value_and_grad,
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,7 @@ class SGD(Sampler):
         theta = state.theta
         u, g = value_and_grad(potential, theta, batch)
         velocity = self.h("momentum", theta) * state.velocity + g
-        proposal = theta - self.h("step_size", theta) * velocity
+        proposal = gradient_step(theta, velocity, self.h("step_size", theta))
         ok = finite_rows(u, proposal)
         theta, velocity = keep_finite(ok, (proposal, theta), (velocity, state.velocity))
         new = SGDState(theta=theta, velocity=velocity, step=state.step + 1)

@@ -29,6 +29,7 @@ from samplers.base import (
     Param,
     Sampler,
     finite_rows,
+    gradient_step,
     keep_finite,
     noise,
     ones,
@@ -59,7 +60,9 @@ class SGLD(Sampler):
         h = self.h("step_size", theta)
         u, g = value_and_grad(potential, theta, batch)
         scale = (2.0 * h * self.h("temperature", theta)) ** 0.5
-        proposal = theta - h * g + scale * noise(theta, generator)
+        # one fresh buffer, updated in place; the same gradient-step op as sgd's, so that at
+        # tau = 0 the two agree bit for bit
+        proposal = gradient_step(theta, g, h).add_(noise(theta, generator).mul_(scale))
         ok = finite_rows(u, proposal)
         (new_theta,) = keep_finite(ok, (proposal, theta))
         new = SGLDState(theta=new_theta, step=state.step + 1)

@@ -251,11 +251,12 @@ class EmbeddingMLP(ChainModel):
         w = self.unflatten(theta)
         x = x.to(theta.device)
         de = self.d_embed
-        # concat(E[x], E[y]) @ W1 == E[x] @ W1[:de] + E[y] @ W1[de:]: tabulate per token, gather.
-        left = torch.bmm(w["embed"], w["W1"][:, :de])  # (C, V, width)
+        # concat(E[x], E[y]) @ W1 + b1 == (E[x] @ W1[:de] + b1) + E[y] @ W1[de:]: tabulate per
+        # token (the bias folded into the left table, V rows instead of n), then gather.
+        left = torch.baddbmm(w["b1"].unsqueeze(1), w["embed"], w["W1"][:, :de])  # (C, V, width)
         right = torch.bmm(w["embed"], w["W1"][:, de:])
         pre = torch.index_select(left, 1, x[:, 0]) + torch.index_select(right, 1, x[:, 1])
-        hidden = torch.relu(pre + w["b1"].unsqueeze(1))  # (C, n, width)
+        hidden = torch.relu(pre)  # (C, n, width)
         return torch.baddbmm(w["b2"].unsqueeze(1), hidden, w["W2"])  # (C, n, K)
 
 
