@@ -118,13 +118,17 @@ def format_run(result) -> str:
     rows = []
     for c in result.chains:
         status = "diverged" if c.diverged else ("grokked" if c.grokked else "censored")
+        # a task without a target (a Gaussian) has nothing to memorise: "-", not censored
+        censored_at = c.censored_at if result.target is not None else None
+        if result.target is None and not c.diverged:
+            status = "sampled"
         rows.append(
             [
                 c.chain,
                 c.seed,
                 *(_fmt(c.hparams.get(k)) for k in varying),
-                _fmt(c.t_mem, c.censored_at),
-                _fmt(c.t_grok, c.censored_at),
+                _fmt(c.t_mem, censored_at),
+                _fmt(c.t_grok, censored_at),
                 _fmt(c.t_grok_grad_evals),
                 _fmt(c.t_grok_seconds),
                 _fmt(c.final.get("train_acc")),
