@@ -147,7 +147,7 @@ def run(
     hparams = dict(hparams or {})
     if isinstance(sampler, str):
         name = sampler
-        sampler = samplers.make(name, **_per_chain(hparams, chains, device))
+        sampler = samplers.make(name, **_per_chain(hparams, chains))
     else:
         name = sampler.name
     if sampler.metropolis:
@@ -158,10 +158,10 @@ def run(
     # -- the task on the device: data, potential, starting point ---------------------------
     if hasattr(task, "to"):
         task.to(device)
-    lam = _per_chain({"prior_precision": prior_precision}, chains, device)["prior_precision"]
+    lam = _per_chain({"prior_precision": prior_precision}, chains)["prior_precision"]
     potential = task.potential(prior_precision=lam)
     if theta0 is None:
-        theta0 = torch.cat([task.init(s, 1) for s in seeds]) if seeds else None
+        theta0 = torch.cat([task.init(s, 1) for s in seeds])
     theta0 = theta0.detach().to(device=device, dtype=torch.float32)
     data_gen = torch.Generator(device="cpu").manual_seed(data_seed)
     noise_gen = torch.Generator(device=device).manual_seed(data_seed + seeds[0] * 1_000_003)
@@ -384,7 +384,7 @@ def _rows(step, grad_evals, seconds, metrics, accept, chains) -> list[dict[str, 
     ]
 
 
-def _per_chain(hparams: Mapping[str, Any], chains: int, device) -> dict[str, Any]:
+def _per_chain(hparams: Mapping[str, Any], chains: int) -> dict[str, Any]:
     """Sequences become (C,) tensors (one value per chain); scalars and tuples stay as they are.
 
     ``betas`` is a pair, not a per-chain list, unless it is a list of pairs."""
