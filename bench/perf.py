@@ -23,6 +23,7 @@ import torch
 
 import samplers
 import tasks
+from bench.allocator import tune_from_environment
 from bench.run import run
 
 
@@ -169,6 +170,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "chains", "update"])
     args = parser.parse_args(argv)
+    tune_from_environment()  # as every `python -m bench` command does (bench.allocator)
     if args.threads:
         torch.set_num_threads(args.threads)
     task = tasks.make(args.task or tasks.LIGHT_TASK)

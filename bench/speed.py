@@ -22,9 +22,8 @@ block to the kernel (``mallopt`` of ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`
 every call into a jitted JAX function gets fresh output and scratch buffers from ``mmap`` and
 pays a page fault per 4 KiB on first touch: on the embedding MLP with 16 chains that doubled the
 cost of a per-step BlackJAX call (about 36 ms CPU against 18 ms inside one ``lax.scan``, which
-reuses its buffers). torch's timings do not change. ``--no-malloc-tuning`` measures without it;
-``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296``
-does the same for any process, ``bench run`` included.
+reuses its buffers). torch gains too: see :mod:`bench.allocator`, which every
+``python -m bench`` command applies. ``--no-malloc-tuning`` measures without it.
 
 All start from the task's initial weights (``task.init(seed + c, 1)``) on the full training batch
 (the batch the runner gives a Metropolis sampler; for SGLD/SGHMC a full batch keeps the JAX scan
@@ -39,7 +38,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +48,7 @@ import torch
 
 import samplers
 import tasks
+from bench.allocator import keep_freed_memory
 
 IMPLEMENTATIONS = ("ours", "blackjax", "blackjax-scan", "pyro", "pyro-mcmc")
 SAMPLERS = ("sgld", "sghmc", "hmc", "nuts")
@@ -289,26 +288,6 @@ def _pyro_mcmc(sampler, hparams, potential, batch, theta0):
 
     run(2)
     return run, statistics.mean(counters), "per chain, sequential"
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc to recycle freed memory rather than unmap it (see the module docstring).
-    Process-wide; returns False where there is no glibc."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        big = 2**30
-        return bool(libc.mallopt(m_mmap_threshold, big)) and bool(
-            libc.mallopt(m_trim_threshold, big)
-        )
-    except (OSError, AttributeError):
-        return False
 
 
 def _sync(theta: torch.Tensor) -> None:
