@@ -249,13 +249,6 @@ def value_and_grad(potential: Potential, theta: Tensor, batch: Batch) -> tuple[T
     return value, grad
 
 
-def potential_value(potential: Potential, theta: Tensor, batch: Batch) -> Tensor:
-    with torch.no_grad():
-        value = potential(theta, batch)
-    _check_value(value, theta)
-    return value
-
-
 def _check_value(value: Any, theta: Tensor) -> None:
     if not isinstance(value, Tensor) or value.shape != (theta.shape[0],):
         shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
@@ -301,10 +294,6 @@ def gradient_step(theta: Tensor, direction: Tensor, step_size: float | Tensor) -
 def noise(theta: Tensor, generator: torch.Generator) -> Tensor:
     """Standard normal noise shaped like theta from the caller's generator, never the global RNG."""
     return torch.randn(theta.shape, generator=generator, device=theta.device, dtype=theta.dtype)
-
-
-def replace(state: Any, **changes: Any) -> Any:
-    return dataclasses.replace(state, **changes)
 
 
 def ones(theta: Tensor) -> Tensor:
