@@ -130,37 +130,23 @@ def test_a_diverging_chain_is_marked_frozen_and_reported(small):
 
 def test_start_from_a_given_theta(small):
     """Ten steps then ten more from where they ended equals twenty steps (gradient descent)."""
-    first = run(
-        small,
-        "sgd",
-        {"step_size": 0.05},
-        seeds=2,
-        budget=10,
-        eval_every=10,
-        progress=False,
-        stop_when_grokked=False,
-    )
-    second = run(
-        small,
-        "sgd",
-        {"step_size": 0.05},
-        seeds=2,
-        budget=10,
-        eval_every=10,
-        progress=False,
-        stop_when_grokked=False,
-        theta0=first.theta,
-    )
-    straight = run(
-        small,
-        "sgd",
-        {"step_size": 0.05},
-        seeds=2,
-        budget=20,
-        eval_every=20,
-        progress=False,
-        stop_when_grokked=False,
-    )
+
+    def descend(steps, theta0=None):
+        return run(
+            small,
+            "sgd",
+            {"step_size": 0.05},
+            seeds=2,
+            budget=steps,
+            eval_every=steps,
+            progress=False,
+            stop_when_grokked=False,
+            theta0=theta0,
+        )
+
+    first = descend(10)
+    second = descend(10, theta0=first.theta)
+    straight = descend(20)
     torch.testing.assert_close(second.theta, straight.theta)
 
 
@@ -181,42 +167,21 @@ def test_hmc_always_gets_the_full_training_set(small):
 
 
 def test_minibatches_are_shared_and_seeded(small):
-    a = run(
-        small,
-        "sgd",
-        {"step_size": 0.05},
-        seeds=1,
-        budget=10,
-        eval_every=10,
-        batch_size=8,
-        progress=False,
-        stop_when_grokked=False,
-        data_seed=1,
-    )
-    b = run(
-        small,
-        "sgd",
-        {"step_size": 0.05},
-        seeds=1,
-        budget=10,
-        eval_every=10,
-        batch_size=8,
-        progress=False,
-        stop_when_grokked=False,
-        data_seed=1,
-    )
-    c = run(
-        small,
-        "sgd",
-        {"step_size": 0.05},
-        seeds=1,
-        budget=10,
-        eval_every=10,
-        batch_size=8,
-        progress=False,
-        stop_when_grokked=False,
-        data_seed=2,
-    )
+    def sgd_on_minibatches(data_seed):
+        return run(
+            small,
+            "sgd",
+            {"step_size": 0.05},
+            seeds=1,
+            budget=10,
+            eval_every=10,
+            batch_size=8,
+            progress=False,
+            stop_when_grokked=False,
+            data_seed=data_seed,
+        )
+
+    a, b, c = sgd_on_minibatches(1), sgd_on_minibatches(1), sgd_on_minibatches(2)
     assert torch.equal(a.theta, b.theta) and not torch.equal(a.theta, c.theta)
 
 
