@@ -15,4 +15,4 @@ test: .setup-done
 	$(PYTHON) -m pytest
 
 lint: .setup-done
-	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check .
+	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check . && lint-imports

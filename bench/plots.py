@@ -24,10 +24,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter  # noqa: E402
 
-from bench.leaderboard import publish  # noqa: E402
+from bench.files import publish  # noqa: E402
 
 if TYPE_CHECKING:
-    from bench.leaderboard import Board, SamplerStats
+    from bench.board import Board, SamplerStats
 
 COLORS = plt.get_cmap("tab10").colors
 

@@ -5,7 +5,7 @@ Read top to bottom, the data path is::
     task ──init──▶ theta (C, D) ──potential──▶ sampler.step ──every `eval_every` steps──▶ evaluate
          └─ curves (losses, accuracies, ‖θ‖, distances, acceptance), per-chain outcomes ─▶ RunResult
 
-Per chain the loop records (DESIGN §5):
+Per chain the loop records:
 
 * ``t_mem``: the first evaluated step with train accuracy ≥ the task's target (0.99);
 * ``t_grok``: the first evaluated step with validation accuracy ≥ the target;
@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 import samplers
+from bench.timing import synchronize
 from samplers.base import Sampler
 
 #: Default number of steps between evaluations when the caller gives none: ~200 points per run.
@@ -206,7 +207,7 @@ def run(
             continue
 
         # -- evaluation: the only place the loop waits for the device -----------------------
-        _synchronize(device)
+        synchronize(device)
         seconds_train += time.perf_counter() - clock
         tick = time.perf_counter()
         metrics = _evaluate(task, state.theta)
@@ -345,7 +346,8 @@ def _evaluate(task, theta: Tensor) -> dict[str, Tensor]:
 
 def _geometry(theta: Tensor, theta0: Tensor, theta_mem: Tensor | None) -> dict[str, Tensor]:
     """The geometry of the walk: ‖θ‖, distance from the start, and distance from the position at
-    memorisation (NaN before t_mem). Drift before t_mem, diffusion after (DESIGN §1)."""
+    memorisation (NaN before t_mem). Drift before t_mem, diffusion after (Kozyrev, "How to
+    explain grokking")."""
     with torch.no_grad():
         norm = theta.norm(dim=1)
         dist_mem = (
@@ -445,11 +447,6 @@ def _batches(task, generator: torch.Generator, batch_size: int | None):
 def _forever(value):
     while True:
         yield value
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)  # GPU sync point: timings must include queued kernels
 
 
 def _device_name(device: torch.device) -> str:

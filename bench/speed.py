@@ -48,7 +48,7 @@ import torch
 
 import samplers
 import tasks
-from bench.allocator import keep_freed_memory
+from bench.timing import synchronize
 
 IMPLEMENTATIONS = ("ours", "blackjax", "blackjax-scan", "pyro", "pyro-mcmc")
 SAMPLERS = ("sgld", "sghmc", "hmc", "nuts")
@@ -170,7 +170,7 @@ def _stepper(sampler, potential, batch, theta0):
         for _ in range(steps):
             state, info = sampler.step(state, potential, batch, generator)
             evals.append(info.grad_evals)
-        _sync(state.theta)
+        synchronize(state.theta)
         box["state"] = state
 
     run(3)  # compile and warm up
@@ -290,11 +290,6 @@ def _pyro_mcmc(sampler, hparams, potential, batch, theta0):
     return run, statistics.mean(counters), "per chain, sequential"
 
 
-def _sync(theta: torch.Tensor) -> None:
-    if theta.device.type == "cuda":
-        torch.cuda.synchronize(theta.device)  # GPU sync point: the timing must include the queue
-
-
 def format_table(timings: list[Timing], task: str, sampler: str) -> str:
     """A text table: seconds per step, gradient evaluations per second and the ratio to ours."""
     ours = {t.chains: t for t in timings if t.implementation == "ours"}
@@ -345,64 +340,4 @@ def _cpu_per_grad(t: Timing) -> float:
     return t.cpu_seconds_per_step / (t.chains * t.grad_evals_per_step)
 
 
-def main(args) -> int:
-    from bench.__main__ import BadInput, parse_sets
-
-    hparams = parse_sets(args.set)
-    if args.sampler not in SAMPLERS:
-        raise BadInput(f"--sampler must be one of {', '.join(SAMPLERS)}, got {args.sampler!r}")
-    if any(c < 1 for c in args.chains):
-        raise BadInput("--chains must be at least 1")
-    impls = tuple(args.only) if args.only else IMPLEMENTATIONS
-    tuned = keep_freed_memory() if args.malloc_tuning else False
-    if args.threads is not None:
-        if args.threads < 1:
-            raise BadInput("--threads must be at least 1")
-        torch.set_num_threads(args.threads)
-    timings: list[Timing] = []
-    for chains in args.chains:
-        timings += measure(
-            args.task,
-            args.sampler,
-            chains,
-            hparams=hparams,
-            steps=args.steps,
-            rounds=args.rounds,
-            prior_precision=args.prior_precision,
-            implementations=impls,
-            device=args.device or "cpu",
-        )
-    print(format_table(timings, args.task, args.sampler))
-    print(f"glibc keeps freed memory: {'yes' if tuned else 'no'}")
-    return 0
-
-
-def add_arguments(sub) -> None:
-    p = sub.add_parser(
-        "speed",
-        help="time ours, BlackJAX's and Pyro's implementation of a sampler side by side",
-    )
-    p.add_argument("--task", required=True)
-    p.add_argument("--sampler", required=True, help=f"one of {', '.join(SAMPLERS)}")
-    p.add_argument("--chains", type=int, nargs="+", default=[1, 16])
-    p.add_argument("--steps", type=int, default=100, help="steps per timed round")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median reported)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a hyperparameter")
-    p.add_argument("--prior-precision", type=float, default=0.0)
-    p.add_argument(
-        "--only", nargs="+", choices=IMPLEMENTATIONS, help="time only these implementations"
-    )
-    p.add_argument("--device", default=None, help="cpu (default) or cuda")
-    p.add_argument(
-        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
-    )
-    p.add_argument(
-        "--no-malloc-tuning",
-        dest="malloc_tuning",
-        action="store_false",
-        help="let glibc return freed memory to the kernel (see the module docstring)",
-    )
-    p.set_defaults(func=main)
-
-
-__all__ = ["Timing", "add_arguments", "format_table", "measure"]
+__all__ = ["IMPLEMENTATIONS", "SAMPLERS", "Timing", "format_table", "measure"]

@@ -17,7 +17,8 @@ import torch
 import samplers
 import tasks
 from bench import compare as C
-from bench import leaderboard
+from bench import board as boards
+from bench import reports
 from bench.__main__ import main
 from bench.store import Store
 
@@ -153,10 +154,10 @@ def test_compare_records_everything_and_a_rerun_reuses_it(tmp_path, tiny_task):
         assert C.compare(tiny_task, names, preset, store, progress=False, log=again.append) == key
         assert (store.count("runs"), store.count("chains")) == (runs, chains)
         assert again[-1].strip().startswith("0 runs trained")
-        board = leaderboard.build_board(store, store.compares()[0])
+        board = boards.build_board(store, store.compares()[0])
     assert {r.sampler for r in board.rows} == set(names)  # not-reached rows are kept
     assert board.reference is not None and board.reference.n == 3
-    text = leaderboard.render(board)
+    text = reports.render(board)
     for name in names:
         assert f"`{name}`" in text
 
@@ -301,12 +302,12 @@ def test_report_without_a_store_exits_2(tmp_path, capsys):
 
 def test_peers_with_a_varying_cost_per_step_are_refused_and_peer_rows_are_marked():
     from bench.compare import grad_evals_per_step
-    from bench.leaderboard import _peer_mark
+    from bench.board import peer_of
 
     assert grad_evals_per_step("blackjax.sgld", {}) == 1
     assert grad_evals_per_step("hmc", {"num_leapfrog": 7}) == 8
     for peer in ("blackjax.hmc", "blackjax.nuts", "blackjax.sghmc", "pyro.nuts"):
         with pytest.raises(ValueError, match="varying number of gradient evaluations"):
             grad_evals_per_step(peer, {})
-    assert _peer_mark("blackjax.sgld") == " (peer: blackjax)"
-    assert _peer_mark("sgld") == ""
+    assert peer_of("blackjax.sgld") == "blackjax"
+    assert peer_of("sgld") is None

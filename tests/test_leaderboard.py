@@ -16,7 +16,8 @@ import pytest
 
 import tasks
 from bench import compare as C
-from bench import leaderboard
+from bench import board as boards
+from bench import reports
 from bench.__main__ import main
 from bench.run import ChainResult, RunResult
 from bench.store import Entry, Store
@@ -171,8 +172,8 @@ def task():
 def test_markdown_matches_the_golden_file(tmp_path, task):
     with Store(tmp_path / "s.sqlite") as store:
         fill(store, task)
-        board = leaderboard.build_board(store, store.compares()[0])
-    text = leaderboard.render(board, {"accuracy": "a.png", "survival": "s.png"})
+        board = boards.build_board(store, store.compares()[0])
+    text = reports.render(board, {"accuracy": "a.png", "survival": "s.png"})
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(text, encoding="utf-8")
@@ -182,7 +183,7 @@ def test_markdown_matches_the_golden_file(tmp_path, task):
 def test_ranking_keeps_not_reached_rows_last(tmp_path, task):
     with Store(tmp_path / "s.sqlite") as store:
         fill(store, task)
-        board = leaderboard.build_board(store, store.compares()[0])
+        board = boards.build_board(store, store.compares()[0])
     assert [r.sampler for r in board.rows] == ["sgd", "adamw", "sgld", "hmc"]
     sgd, adamw, sgld, hmc = board.rows
     assert sgd.diverged == 1 and sgd.grokked == 7

@@ -16,9 +16,10 @@ suite tracks how the figures move between commits, not which sampler wins. For t
 comparison run ``python -m bench compare`` (``bench/compare.py``).
 The samplers get their weight decay from the prior precision ``λ`` of the potential
 ``U = mean loss + ½·λ·‖θ‖²`` and run at a small temperature, so that they sample close to the
-zero-loss set rather than the Bayesian posterior (DESIGN §3). Changing any of these values changes
-what the benchmarks measure: bump the ``version`` of the classes in :mod:`.quality` and
-:mod:`.cost` with it, so that asv starts a new history instead of mixing the two.
+zero-loss set rather than the Bayesian posterior (``samplers/base.py``). Changing any of these
+values changes what the benchmarks measure: bump the ``version`` of the classes in
+:mod:`.quality` and :mod:`.cost` with it, so that asv starts a new history instead of mixing
+the two.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import torch
 
 import samplers
 import tasks
+from bench import metrics
 
 THREADS = int(os.environ.get("GROKBENCH_ASV_THREADS", "1"))
 
@@ -110,32 +112,24 @@ def first_batch(task: Any, sampler: Any, generator: torch.Generator) -> Any:
     return next(task.batches(generator, task.batch_size))
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)  # timings must include the queued kernels
+def median_to_target(times: Iterable[int | None], censored_at: Iterable[float]) -> float:
+    """The Kaplan–Meier median of per-chain first-passage times (``None`` = censored at
+    ``censored_at``), NaN when it is not reached: :func:`bench.metrics.median_time`, the same
+    median the leaderboard reports."""
+    times, censored_at = list(times), list(censored_at)
+    median = metrics.median_time(times, censored_at) if times else None
+    return math.nan if median is None else median
 
 
-def median_to_target(times: Iterable[int | None]) -> float:
-    """The Kaplan–Meier median of per-chain first-passage times, NaN when it is not reached.
-
-    Every chain is censored at the same budget, so the estimate is the ``ceil(n/2)``-th smallest
-    time: the step by which half of the chains had crossed. ``None`` (not reached) counts as
-    later than any step, never as the budget.
-    """
-    times = sorted(math.inf if t is None else float(t) for t in times)
-    if not times:
-        return math.nan
-    median = times[math.ceil(len(times) / 2) - 1]
-    return median if math.isfinite(median) else math.nan
-
-
-def summarize(chains: Iterable[Any]) -> Mapping[str, float]:
-    """Per-run figures of :mod:`.quality` from a :class:`bench.run.RunResult`'s chains."""
-    chains = list(chains)
+def summarize(result: Any) -> Mapping[str, float]:
+    """Per-run figures of :mod:`.quality` from a :class:`bench.run.RunResult`."""
+    chains = result.chains
+    steps = [c.censored_at for c in chains]
+    evals = [s * result.grad_evals_per_step for s in steps]
     return {
-        "t_grok": median_to_target(c.t_grok for c in chains),
-        "t_grok_grad_evals": median_to_target(c.t_grok_grad_evals for c in chains),
-        "t_mem": median_to_target(c.t_mem for c in chains),
+        "t_grok": median_to_target((c.t_grok for c in chains), steps),
+        "t_grok_grad_evals": median_to_target((c.t_grok_grad_evals for c in chains), evals),
+        "t_mem": median_to_target((c.t_mem for c in chains), steps),
         "grok_fraction": sum(c.t_grok is not None for c in chains) / max(len(chains), 1),
     }
 

@@ -25,6 +25,7 @@ import torch
 
 import samplers
 from bench.run import run
+from bench.timing import synchronize
 
 from .common import (
     SAMPLERS,
@@ -33,7 +34,6 @@ from .common import (
     first_batch,
     load_task,
     sampler_config,
-    synchronize,
 )
 
 #: "Many" chains for the throughput benchmark: enough to show what vectorizing over chains buys.

@@ -82,7 +82,7 @@ def train(sampler: str, device: torch.device) -> dict[str, Any]:
         device=device,
         progress=False,
     )
-    figures = dict(summarize(result.chains))
+    figures = dict(summarize(result))
     figures["final_val_acc"] = statistics.median(c.final["val_acc"] for c in result.chains)
     figures["steps_run"] = result.steps_run
     figures["seconds_train"] = result.seconds_train

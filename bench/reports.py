@@ -1,14 +1,12 @@
-"""Leaderboards generated from the store: ``reports/<task>.md``, its plots, ``reports/README.md``.
+"""Leaderboards written from the store: ``reports/<task>.md``, its plots, ``reports/README.md``.
 
-Everything on a leaderboard is computed from stored runs (``python -m bench report`` rebuilds it
-without training): the task in one sentence, the hardware and code version the runs were made
-with, the rules (protocol, search spaces, statistics), the table ranked by the Kaplan–Meier
-median gradient evaluations to grok on fresh seeds — rows whose median is not reached are
-shown, ranked last, never dropped — the chosen hyperparameters, the tuning trials, and links to
-each row's raw run records (``reports/runs/<task>/<sampler>.json``) and store keys.
-
-Files are written to a temporary name and renamed into place, so an interrupted report leaves
-the previous version, never half a file.
+Everything on a leaderboard is computed from stored runs by :mod:`bench.board` (``python -m
+bench report`` rebuilds it without training): the task in one sentence, the hardware and code
+version the runs were made with, the rules (protocol, search spaces, statistics), the table
+ranked by the Kaplan–Meier median gradient evaluations to grok on fresh seeds — rows whose median
+is not reached are shown, ranked last, never dropped — the chosen hyperparameters, the tuning
+trials, and links to each row's raw run records (``reports/runs/<task>/<sampler>.json``) and
+store keys. Files are written whole or not at all (:mod:`bench.files`).
 """
 
 from __future__ import annotations
@@ -16,191 +14,22 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-import samplers
-from bench import metrics
-from bench.metrics import Ratio, Survival
-from bench.store import NUMERICS_VERSION, Compare, Entry, RunRecord, Store
+from bench import plots
+from bench.board import Board, SamplerStats, build_board
+from bench.files import atomic_write
+from bench.metrics import Survival
+from bench.store import NUMERICS_VERSION, Compare, Store
 
 
 class ReportError(ValueError):
     """The reports folder cannot be written."""
 
 
-@dataclass
-class SamplerStats:
-    """One row of a leaderboard: a sampler's chosen configuration on fresh seeds."""
-
-    sampler: str
-    entry: Entry
-    runs: list[RunRecord]
-    evals_per_step: int
-    budget_evals: int
-    n: int
-    grokked: int
-    memorized: int
-    diverged: int
-    grok_evals: Survival
-    grok_steps: Survival
-    grok_seconds: Survival
-    mem_evals: Survival
-    ratio: Survival | None  # t_grok / t_mem over the chains that memorised
-    accept: float | None  # mean acceptance probability (Metropolis samplers only)
-    speedup: Ratio | None = None
-    logrank_p: float | None = None
-    rank: int = 0
-
-    @property
-    def chains(self):
-        return [c for r in self.runs for c in r.result.chains]
-
-    @property
-    def is_reference(self) -> bool:
-        return self.entry.role == "reference"
-
-    @property
-    def label(self) -> str:
-        return f"{self.sampler} (reference)" if self.is_reference else self.sampler
-
-
-@dataclass
-class Board:
-    task: str
-    description: str
-    target: float
-    compare: Compare
-    rows: list[SamplerStats]  # the tuned samplers, ranked
-    baseline: str | None
-    reference: SamplerStats | None = None  # the task's own optimizer setting, untuned
-    devices: list[str] = field(default_factory=list)
-    code_versions: list[str] = field(default_factory=list)
-    hours: float = 0.0  # wall-clock of every run behind the board, tuning included
-
-    @property
-    def slug(self) -> str:
-        return self.task
-
-    @property
-    def all_rows(self) -> list[SamplerStats]:
-        return self.rows + ([self.reference] if self.reference is not None else [])
-
-
 # -- from the store to numbers ----------------------------------------------------------------
-def build_board(store: Store, compare: Compare, description: str | None = None) -> Board:
-    """The leaderboard of one comparison, computed from its stored runs."""
-    entries = store.entries(compare.key)
-    baseline_name = compare.protocol.get("baseline", "adamw")
-    rows = []
-    wall = 0.0
-    devices: list[str] = []
-    codes: list[str] = []
-    for entry in entries:
-        runs = [store.get_run(k) for k in entry.final_runs]
-        if any(r is None for r in runs):
-            continue  # a half-recorded entry cannot happen (entries follow their runs); be safe
-        rows.append(_stats(entry, runs, compare.protocol))
-        for key in [*entry.tuning_runs, *entry.final_runs]:
-            record = store.get_run(key, curves=False)
-            if record is None:
-                continue
-            wall += record.seconds_wall
-            _add(devices, f"{record.result.device} on {record.host or 'an unrecorded host'}")
-            _add(codes, record.code_version)
-    reference = next((r for r in rows if r.is_reference), None)
-    rows = [r for r in rows if not r.is_reference]
-    baseline = next((r for r in rows if r.sampler == baseline_name), None)
-    for row in [*rows, *([reference] if reference else [])]:
-        if baseline is not None and row is not baseline:
-            mine, theirs = _times(row), _times(baseline)
-            row.speedup = metrics.speedup(mine, theirs)
-            row.logrank_p = metrics.logrank_p(mine, theirs)
-    rows.sort(key=_rank_key)
-    for i, row in enumerate(rows, start=1):
-        row.rank = i
-    if description is None:
-        description = compare.protocol.get("task_description", compare.task)
-    target = rows[0].runs[0].result.target if rows and rows[0].runs[0].result.target else 0.99
-    return Board(
-        task=compare.task,
-        description=description,
-        target=target,
-        compare=compare,
-        rows=rows,
-        baseline=baseline.sampler if baseline else None,
-        reference=reference,
-        devices=devices,
-        code_versions=codes,
-        hours=wall / 3600.0,
-    )
-
-
-def _add(items: list[str], value: str) -> None:
-    if value not in items:
-        items.append(value)
-
-
-def _stats(entry: Entry, runs: list[RunRecord], protocol: Mapping[str, Any]) -> SamplerStats:
-    chains = [c for r in runs for c in r.result.chains]
-    per_step = runs[0].result.grad_evals_per_step or 1
-    budget = int(protocol.get("budget") or runs[0].result.budget * per_step)
-    censor_steps = [c.censored_at for c in chains]
-    censor_evals = [c.censored_at * per_step for c in chains]
-    censor_seconds = [r.result.seconds_train for r in runs for _ in r.result.chains]
-    memorized = [c for c in chains if c.t_mem is not None]
-    ratio = None
-    if memorized:
-        ratio = metrics.kaplan_meier(
-            [c.t_grok / c.t_mem if c.t_grok is not None and c.t_mem else None for c in memorized],
-            [c.censored_at / c.t_mem if c.t_mem else math.inf for c in memorized],
-        )
-    accept = None
-    if _metropolis(entry.sampler):
-        accept = float(np.mean([c.accept_rate for c in chains]))
-    return SamplerStats(
-        sampler=entry.sampler,
-        entry=entry,
-        runs=runs,
-        evals_per_step=per_step,
-        budget_evals=budget,
-        n=len(chains),
-        grokked=sum(c.grokked for c in chains),
-        memorized=len(memorized),
-        diverged=sum(c.diverged for c in chains),
-        grok_evals=metrics.kaplan_meier([c.t_grok_grad_evals for c in chains], censor_evals),
-        grok_steps=metrics.kaplan_meier([c.t_grok for c in chains], censor_steps),
-        grok_seconds=metrics.kaplan_meier([c.t_grok_seconds for c in chains], censor_seconds),
-        mem_evals=metrics.kaplan_meier([c.t_mem_grad_evals for c in chains], censor_evals),
-        ratio=ratio,
-        accept=accept,
-    )
-
-
-def _metropolis(sampler: str) -> bool:
-    try:
-        return bool(getattr(samplers.lookup(sampler), "metropolis", False))
-    except samplers.UnknownSamplerError:  # a store written when another sampler was registered
-        return False
-
-
-def _times(row: SamplerStats):
-    chains = row.chains
-    return (
-        [c.t_grok_grad_evals for c in chains],
-        [c.censored_at * row.evals_per_step for c in chains],
-    )
-
-
-def _rank_key(row: SamplerStats):
-    median = row.grok_evals.median
-    reached = median if median is not None else 0.0
-    return (median is None, reached, -row.grokked / row.n, row.sampler)
 
 
 # -- numbers to markdown ----------------------------------------------------------------------
@@ -250,7 +79,7 @@ def render(board: Board, plots: Mapping[str, str] | None = None) -> str:
                     "ref" if row.is_reference else str(row.rank),
                     f"`{row.sampler}` (reference, untuned)"
                     if row.is_reference
-                    else f"`{row.sampler}`" + _peer_mark(row.sampler),
+                    else f"`{row.sampler}`" + peer_mark(row),
                     grok,
                     _median_ci(row.grok_evals),
                     _median(row.grok_steps),
@@ -563,8 +392,6 @@ def write_reports(
 ) -> list[Path]:
     """Write the leaderboards (the given comparisons, else the latest comparison of every task
     in the store, or of ``tasks``), their plots and raw records, and the index."""
-    from bench import plots
-
     latest: dict[str, Compare] = {}
     for compare in store.compares():  # most recent first
         latest.setdefault(compare.task, compare)
@@ -598,17 +425,17 @@ def write_reports(
         runs_dir.mkdir(parents=True, exist_ok=True)
         for row in board.all_rows:
             path = runs_dir / f"{_file(row)}.json"
-            _atomic_write(path, raw_record(board, row))
+            atomic_write(path, raw_record(board, row))
             written.append(path)
         captions = {caption: path.name for caption, path in figures.items()}
         path = reports / f"{task}.md"
-        _atomic_write(path, render(board, captions))
+        atomic_write(path, render(board, captions))
         written.append(path)
     for task, compare in latest.items():
         if task not in boards:
             boards[task] = build_board(store, compare)
     index = reports / "README.md"
-    _atomic_write(index, render_index([b for b in boards.values() if b.rows]))
+    atomic_write(index, render_index([b for b in boards.values() if b.rows]))
     written.append(index)
     return written
 
@@ -679,30 +506,6 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def publish(tmp: str, path: Path) -> None:
-    """Give a finished temporary file the usual permissions (mkstemp makes it private) and
-    rename it into place, atomically."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
-def _atomic_write(path: Path, text: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(text, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
-            f.write(text)
-        publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _peer_mark(sampler: str) -> str:
+def peer_mark(row: SamplerStats) -> str:
     """Rows run by another library's implementation (``blackjax.sgld``) say so."""
-    peer = getattr(samplers.lookup(sampler), "peer", None) if sampler in samplers.names() else None
-    return f" (peer: {peer})" if peer else ""
+    return f" (peer: {row.peer})" if row.peer else ""

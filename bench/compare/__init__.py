@@ -1,0 +1,59 @@
+"""``python -m bench compare``: every sampler tuned with the same budget, then run on fresh seeds.
+
+The protocol is stated in :mod:`bench.compare.protocol`; the package reads top to bottom as
+
+* :mod:`~bench.compare.spaces`: what each sampler may try (grids per model family, balanced draw);
+* :mod:`~bench.compare.presets`: how much (budget, trials, seeds) and the runtime estimate;
+* :mod:`~bench.compare.protocol`: how a trial is scored and what a comparison's key covers;
+* :mod:`~bench.compare.jobs`: chains packed into vectorized jobs, each trained once via the store;
+* :mod:`~bench.compare.loop`: the main loop that ties them together.
+"""
+
+from bench.compare.jobs import Job, Runner, grad_evals_per_step, jobs_for
+from bench.compare.loop import compare
+from bench.compare.presets import (
+    CPU_LIMIT_MINUTES,
+    CPU_TASK,
+    PRESETS,
+    Preset,
+    choose_preset,
+    estimate_minutes,
+)
+from bench.compare.protocol import BASELINE, FRESH_SEED, protocol_for, reference_config, score
+from bench.compare.spaces import (
+    SEARCH_SPACES,
+    Axis,
+    SearchSpace,
+    balanced_subset,
+    family,
+    own_samplers,
+    search_space,
+    trials_for,
+)
+
+__all__ = [
+    "BASELINE",
+    "CPU_LIMIT_MINUTES",
+    "CPU_TASK",
+    "FRESH_SEED",
+    "PRESETS",
+    "SEARCH_SPACES",
+    "Axis",
+    "Job",
+    "Preset",
+    "Runner",
+    "SearchSpace",
+    "balanced_subset",
+    "choose_preset",
+    "compare",
+    "estimate_minutes",
+    "family",
+    "grad_evals_per_step",
+    "jobs_for",
+    "own_samplers",
+    "protocol_for",
+    "reference_config",
+    "score",
+    "search_space",
+    "trials_for",
+]
