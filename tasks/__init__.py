@@ -9,10 +9,12 @@
     U = task.potential()               # U(theta, batch) -> (C,)
     task.evaluate(theta)               # {"train_loss", "train_acc", "val_loss", "val_acc"}: (C,)
 
-See :mod:`tasks.base` for the task contract, :mod:`tasks.models` for the chain-batched models.
+``tasks.Task`` is the contract every task keeps (a ``typing.Protocol``: ``isinstance(task,
+tasks.Task)``); ``tasks.TableTask`` is the table task that keeps it. See :mod:`tasks.base` for
+both, :mod:`tasks.models` for the chain-batched models, :mod:`tasks.toy` for the Gaussians.
 """
 
-from .base import ModelPotential, Task, TaskError
+from .base import ModelPotential, TableTask, Task, TaskError
 from .models import ChainModel
 from .registry import LIGHT_TASK, LIGHT_TASKS, MEDIUM_TASK, PAPER_TASK, make, names, register
 
@@ -23,6 +25,7 @@ __all__ = [
     "PAPER_TASK",
     "ChainModel",
     "ModelPotential",
+    "TableTask",
     "Task",
     "TaskError",
     "make",

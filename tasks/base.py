@@ -1,6 +1,10 @@
-"""The task contract: a data set of binary-operation pairs, a model, and its potential.
+"""The task contract (:class:`Task`) and the table tasks that keep it (:class:`TableTask`).
 
-A :class:`Task` holds a table ``a ∘ b`` split into training and validation pairs, a
+:class:`Task` is the protocol every task keeps: the members the runner (``bench/run.py``) and the
+comparison (``bench/compare``) use. Two kinds keep it: :class:`TableTask` here, and the
+Gaussian targets of :mod:`tasks.toy`.
+
+A :class:`TableTask` holds a table ``a ∘ b`` split into training and validation pairs, a
 :class:`~tasks.models.ChainModel`, and everything a runner needs::
 
     task = tasks.make("add_mod113")
@@ -24,9 +28,10 @@ rest the validation pairs, and each set is then sorted back into table order (ro
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+import numbers
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -37,13 +42,137 @@ from .models import KNOBS, MODELS, ChainModel
 Batch = tuple[Tensor, Tensor]
 LOSSES = ("ce", "mse")
 
-#: Rows (chains x examples) per forward pass in :meth:`Task.evaluate`; bounds its memory
+#: Rows (chains x examples) per forward pass in :meth:`TableTask.evaluate`; bounds its memory
 #: (about 130 MB for the default transformer).
 EVAL_ROWS = 2**15
 
 
 class TaskError(ValueError):
     """An unknown task, or a task setting outside the range where it is defined."""
+
+
+#: ``U(theta, batch) -> (C,)``, differentiable in ``theta`` (C, D); ``batch`` is whatever
+#: :meth:`Task.batches` yields (``None``: the task's full training set, or no data at all).
+Potential = Callable[[Tensor, Any], Tensor]
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What every task offers the runner (``bench/run.py``) and the comparison (``bench/compare``).
+
+    ``isinstance(task, Task)`` checks that every member below is present (not their types).
+    Kept by :class:`TableTask` (modular arithmetic, S5) and by the Gaussian targets of
+    :mod:`tasks.toy`, which have no data, no accuracy target and no reference optimizer.
+    """
+
+    #: The name ``tasks.make`` was called with (``"add_mod113"``, ``"div_mod31_mlp"``).
+    name: str
+    #: One sentence for listings and report headers.
+    description: str
+    #: Every setting the task was built with, JSON-serializable: the result store keys runs on it.
+    config: dict[str, Any]
+    #: The reference optimizer in the samplers' vocabulary (``{"sampler": "adamw",
+    #: "step_size": ..., ...}``); ``{}`` where there is none (the Gaussian targets).
+    reference: dict[str, Any]
+    #: Accuracy that counts as memorized (train) and grokked (validation); ``None``: nothing to
+    #: reach, the task is for sampling.
+    target: float | None
+    #: Default number of steps of a run.
+    budget: int
+    #: Default minibatch size; ``None``: full batch.
+    batch_size: int | None
+
+    @property
+    def num_params(self) -> int:
+        """``D``, the length of one chain's parameter vector."""
+        ...
+
+    def init(
+        self,
+        seed: int,
+        chains: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
+        """``(chains, D)`` starting points; chain ``c`` depends on ``seed + c`` only and the
+        global RNG is never touched."""
+        ...
+
+    def potential(self, prior_precision: float | Tensor = 0.0) -> Potential:
+        """``U(theta, batch) -> (C,)``, plus ``½·prior_precision·‖theta‖²`` per chain.
+
+        ``prior_precision`` is a number or a per-chain ``(C,)`` tensor, finite and ``>= 0``
+        (else :class:`TaskError`)."""
+        ...
+
+    def evaluate(self, theta: Tensor) -> dict[str, Tensor]:
+        """Per-chain ``(C,)`` metrics; tasks with a ``target`` report ``train_acc`` and
+        ``val_acc`` (and ``train_loss``, ``val_loss``)."""
+        ...
+
+    def batches(self, generator: torch.Generator, batch_size: int | None = None) -> Iterator[Any]:
+        """An endless iterator of batches for the potential, drawn with ``generator``;
+        ``batch_size`` (``None``: the task's) must be a positive integer (else
+        :class:`TaskError`). Data-free tasks yield ``None`` forever."""
+        ...
+
+    def batch(self) -> Any:
+        """The full training batch (``None`` for data-free tasks)."""
+        ...
+
+    def to(self, device: torch.device | str) -> TableTask:
+        """Move the task's data to ``device`` in place and return the task."""
+        ...
+
+
+def check_prior_precision(prior_precision: float | Tensor) -> float | Tensor:
+    """``prior_precision`` if it is a finite number or tensor ``>= 0``, else :class:`TaskError`."""
+    why = (
+        "prior_precision is the precision λ of the Gaussian prior ½·λ·‖θ‖²; a negative value makes "
+        "the potential unbounded below"
+    )
+    if isinstance(prior_precision, Tensor):
+        if prior_precision.is_complex() or prior_precision.dtype == torch.bool:
+            raise TaskError(f"{why}; it must be a real tensor, got dtype {prior_precision.dtype}")
+        if prior_precision.dim() > 1:
+            raise TaskError(
+                f"{why}; a tensor must be a scalar or one value per chain (C,), got shape "
+                f"{tuple(prior_precision.shape)}"
+            )
+        values = prior_precision.detach().reshape(-1).double().cpu()
+        bad = ~torch.isfinite(values) | (values < 0)
+        if bad.any():
+            i = int(bad.nonzero()[0])
+            where = f" (chain {i} of {values.numel()})" if prior_precision.dim() == 1 else ""
+            got = f"got {values[i].item():g}{where}"
+            if not torch.isfinite(values[i]):
+                raise TaskError(f"{why}; it must be finite, {got}")
+            raise TaskError(f"{why}, {got}")
+        return prior_precision
+    if isinstance(prior_precision, bool) or not isinstance(prior_precision, numbers.Real):
+        raise TaskError(f"{why}; it must be a number or a tensor, got {prior_precision!r}")
+    if not math.isfinite(prior_precision):
+        raise TaskError(f"{why}; it must be finite, got {prior_precision!r}")
+    if prior_precision < 0:
+        raise TaskError(f"{why}, got {prior_precision:g}")
+    return prior_precision
+
+
+def check_batch_size(batch_size: Any) -> int | None:
+    """``batch_size`` if it is ``None`` (full batch) or a positive integer; else :class:`TaskError`."""
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TaskError(
+            f"batch_size must be a positive integer (examples per minibatch) or None (full "
+            f"batch), got {batch_size!r} of type {type(batch_size).__name__}"
+        )
+    if batch_size < 1:
+        raise TaskError(
+            f"batch_size must be a positive integer (examples per minibatch) or None (full "
+            f"batch), got {batch_size}: a minibatch needs at least one example"
+        )
+    return int(batch_size)
 
 
 def per_example_loss(logits: Tensor, y: Tensor, loss: str) -> Tensor:
@@ -70,6 +199,9 @@ class ModelPotential:
     loss: str
     default_batch: Batch
     prior_precision: float | Tensor = 0.0
+
+    def __post_init__(self) -> None:
+        check_prior_precision(self.prior_precision)
 
     def __call__(self, theta: Tensor, batch: Batch | None = None) -> Tensor:
         x, y = self.default_batch if batch is None else batch
@@ -101,8 +233,9 @@ def split_indices(n: int, frac_train: float, split_seed: int) -> tuple[Tensor, T
 
 
 @dataclass(eq=False)
-class Task:
-    """A grokking task: the split table, the model, the potential, the target and the budget.
+class TableTask:
+    """A grokking task (keeps :class:`Task`): the split table, the model, the potential, the
+    target and the budget.
 
     ``reference`` names the reference optimizer and its hyperparameters in the samplers
     package's vocabulary (``{"sampler": "adamw", "step_size": ..., "weight_decay": ..., ...}``).
@@ -139,17 +272,20 @@ class Task:
 
     def __repr__(self) -> str:
         return (
-            f"Task({self.name!r}, model={self.model_name}, D={self.num_params}, "
+            f"TableTask({self.name!r}, model={self.model_name}, D={self.num_params}, "
             f"train={len(self.train[1])}, val={len(self.val[1])}, loss={self.loss})"
         )
 
-    def to(self, device: torch.device | str) -> Task:
+    def to(self, device: torch.device | str) -> TableTask:
         """Move the data to ``device`` in place (saves a host-to-device copy per step on a GPU)."""
         self.train = (self.train[0].to(device), self.train[1].to(device))
         self.val = (self.val[0].to(device), self.val[1].to(device))
         return self
 
     def potential(self, prior_precision: float | Tensor = 0.0) -> ModelPotential:
+        """``U(theta, batch) -> (C,)``: mean training loss over ``batch`` (``None``: the training
+        set) plus ``½·prior_precision·‖theta‖²``; a negative or non-finite ``prior_precision``
+        raises :class:`TaskError`."""
         return ModelPotential(self.model, self.loss, self.train, prior_precision)
 
     def init(
@@ -170,14 +306,21 @@ class Task:
         """Endless minibatches: each epoch is a fresh permutation drawn from ``generator``.
 
         ``batch_size`` defaults to the task's; ``None`` yields the full training set forever.
-        The last batch of an epoch may be smaller.
+        The last batch of an epoch may be smaller. A ``batch_size`` that is not a positive
+        integer raises :class:`TaskError` here, at the call, not at the first ``next``.
         """
-        batch_size = self.batch_size if batch_size is None else batch_size
+        batch_size = check_batch_size(self.batch_size if batch_size is None else batch_size)
+        if batch_size is None or batch_size >= len(self.train[1]):
+            return self._full_batches()
+        return self._minibatches(generator, batch_size)
+
+    def _full_batches(self) -> Iterator[Batch]:
+        while True:
+            yield self.train
+
+    def _minibatches(self, generator: torch.Generator, batch_size: int) -> Iterator[Batch]:
         x, y = self.train
         n = len(y)
-        if batch_size is None or batch_size >= n:
-            while True:
-                yield self.train
         while True:
             perm = torch.randperm(n, generator=generator, device=generator.device).to(y.device)
             for start in range(0, n, batch_size):
@@ -232,8 +375,8 @@ def table_task(
     defaults: Mapping[str, Any],
     model_defaults: Mapping[str, Mapping[str, Any]],
     overrides: Mapping[str, Any],
-) -> Task:
-    """Build a :class:`Task` from a complete operation table and validated overrides.
+) -> TableTask:
+    """Build a :class:`TableTask` from a complete operation table and validated overrides.
 
     ``defaults`` are the registered settings (``TASK_KEYS`` plus knobs of the default model);
     ``model_defaults[model]`` gives each model's ``loss``, ``reference`` and ``budget`` defaults,
@@ -276,9 +419,10 @@ def table_task(
             raise TaskError(f"{name}: {key} must be an integer, got {settings[key]!r}")
     if settings["budget"] < 1:
         raise TaskError(f"{name}: budget must be >= 1 step, got {settings['budget']}")
-    batch_size = settings["batch_size"]
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise TaskError(f"{name}: batch_size must be None (full batch) or >= 1, got {batch_size!r}")
+    try:
+        batch_size = check_batch_size(settings["batch_size"])
+    except TaskError as err:
+        raise TaskError(f"{name}: {err}") from None
     if not 0.0 < settings["target"] <= 1.0:
         raise TaskError(
             f"{name}: target is a validation accuracy in (0, 1], got {settings['target']}"
@@ -301,7 +445,7 @@ def table_task(
     config = {k: settings[k] for k in TASK_KEYS}
     config.update(model.config())
     config["reference"] = dict(settings["reference"])
-    return Task(
+    return TableTask(
         name=name,
         description=description.format(
             model=model_name, frac=frac_train, n=len(answers), pct=_percent(frac_train)

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Task, TaskError, table_task
+from .base import TableTask, TaskError, table_task
 
 #: Nanda et al. 2023's optimizer for the transformer (they also warm the rate up over 10 steps).
 NANDA_ADAMW = {"sampler": "adamw", "step_size": 1e-3, "weight_decay": 1.0, "betas": (0.9, 0.98)}
@@ -134,8 +134,8 @@ def table(op: str, p: int) -> tuple[Tensor, Tensor]:
 
 def modular_factory(
     op: str, p: int, *, name: str | None = None, description: str | None = None, **defaults: Any
-) -> Callable[..., Task]:
-    """A ``factory(**overrides) -> Task`` for ``op`` mod ``p`` with registered ``defaults``."""
+) -> Callable[..., TableTask]:
+    """A ``factory(**overrides) -> TableTask`` for ``op`` mod ``p`` with registered ``defaults``."""
     if op not in OPERATIONS:
         raise TaskError(f"unknown operation {op!r}; choose one of {list(OPERATIONS)}")
     check_modulus(p)
@@ -149,7 +149,7 @@ def modular_factory(
     generic = f"({formula}) mod {p}, {{model}} trained on {{pct}} of the {{n}} pairs"
     text = description or generic
 
-    def factory(**overrides: Any) -> Task:
+    def factory(**overrides: Any) -> TableTask:
         if "p" in overrides:
             if overrides["p"] != p:
                 raise TaskError(

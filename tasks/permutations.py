@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Task, TaskError, table_task
+from .base import TableTask, TaskError, table_task
 from .modular import MODEL_DEFAULTS
 
 Perm = tuple[int, ...]
@@ -68,8 +68,8 @@ def table(op: str) -> tuple[Tensor, Tensor]:
 
 def permutation_factory(
     op: str, *, name: str | None = None, description: str | None = None, **defaults: Any
-) -> Callable[..., Task]:
-    """A ``factory(**overrides) -> Task`` for an S5 operation with registered ``defaults``."""
+) -> Callable[..., TableTask]:
+    """A ``factory(**overrides) -> TableTask`` for an S5 operation with registered ``defaults``."""
     if op not in OPERATIONS:
         raise TaskError(f"unknown S5 operation {op!r}; choose one of {list(OPERATIONS)}")
     model = defaults.get("model", "transformer")
@@ -83,7 +83,7 @@ def permutation_factory(
     text = description or generic
     n = len(ELEMENTS)
 
-    def factory(**overrides: Any) -> Task:
+    def factory(**overrides: Any) -> TableTask:
         pairs, answers = table(op)
         return table_task(
             name=name,

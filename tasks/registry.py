@@ -16,10 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from . import modular, permutations, toy
-from .base import TaskError
+from .base import Task, TaskError
 from .models import MODELS
 
-Factory = Callable[..., Any]
+#: ``factory(**overrides) -> Task``
+Factory = Callable[..., Task]
 
 #: The paper setting, the light tasks (CPU-friendly, grok with a clear delay in seconds) and the
 #: medium task (Nanda's transformer at a small p). Measurements by the registrations below.
@@ -48,8 +49,9 @@ def names(pattern: str = "*") -> list[str]:
     return sorted(fnmatch.filter(_REGISTRY, pattern))
 
 
-def make(name: str, **overrides: Any) -> Any:
-    """A fresh task. Raises :class:`TaskError` for an unknown name or a bad override."""
+def make(name: str, **overrides: Any) -> Task:
+    """A fresh task (it keeps the :class:`~tasks.base.Task` protocol). Raises :class:`TaskError`
+    for an unknown name or a bad override."""
     if name in _REGISTRY:
         return _REGISTRY[name](**overrides)
     return _parse(name)(**overrides)
@@ -95,7 +97,7 @@ def _strict(factory: Factory, name: str) -> Factory:
     """Wrap a plain function so that an unknown keyword raises TaskError, not TypeError."""
     accepted = set(inspect.signature(factory).parameters)
 
-    def checked(**overrides: Any) -> Any:
+    def checked(**overrides: Any) -> Task:
         unknown = sorted(set(overrides) - accepted)
         if unknown:
             raise TaskError(f"{name}: unknown override(s) {unknown}; it takes {sorted(accepted)}")

@@ -8,16 +8,24 @@ so at temperature tau every correct sampler's stationary law is ``N(mu, tau·Sig
 precision ``lam`` adds ``½ lam ‖theta‖²``: the law becomes ``N(m, tau·S)`` with
 ``S = (Sigma⁻¹ + lam I)⁻¹`` and ``m = S Sigma⁻¹ mu``; :meth:`GaussianTarget.moments` returns both.
 
-There is no data here: a Gaussian task ignores its ``batch`` argument (pass ``None``).
+There is no data here: a Gaussian task ignores its ``batch`` argument (pass ``None``). A
+:class:`GaussianTarget` keeps the :class:`tasks.base.Task` protocol with the members a data-free
+target needs: ``batches`` yields ``None`` forever, ``to`` is a no-op, ``target`` is ``None`` (no
+accuracy to reach), ``reference`` is ``{}`` (no reference optimizer) and ``batch_size`` is
+``None``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from .base import check_batch_size, check_prior_precision
 
 
 def rotation(angle: float) -> Tensor:
@@ -32,6 +40,9 @@ class GaussianPotential:
     mean: Tensor  # (D,)
     precision: Tensor  # (D, D)
     prior_precision: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_prior_precision(self.prior_precision)
 
     def _moved(self, theta: Tensor) -> tuple[Tensor, Tensor]:
         return (
@@ -72,6 +83,8 @@ class GaussianTarget:
     budget: int = 5_000
     target: float | None = None  # no accuracy to reach: these tasks are for sampling, not grokking
     init_scale: float = 1.0
+    reference: dict[str, Any] = field(default_factory=dict)  # no reference optimizer
+    batch_size: int | None = None  # no data to batch
     precision: Tensor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -85,11 +98,46 @@ class GaussianTarget:
         return self.mean.numel()
 
     @property
+    def config(self) -> dict[str, Any]:
+        """The settings that define the target (JSON-serializable, for the result store)."""
+        return {
+            "dim": self.num_params,
+            "mean": self.mean.tolist(),
+            "cov": self.cov.tolist(),
+            "init_scale": self.init_scale,
+            "budget": self.budget,
+        }
+
+    def to(self, device: torch.device | str) -> GaussianTarget:
+        """A no-op: there is no data to move (the potential follows theta's device)."""
+        del device
+        return self
+
+    def batch(self) -> None:
+        """There is no data: the potential takes ``None``."""
+        return None
+
+    def batches(self, generator: torch.Generator, batch_size: int | None = None) -> Iterator[None]:
+        """``None`` forever (the potential ignores its batch); ``batch_size`` is checked as for
+        every task and then ignored."""
+        del generator
+        check_batch_size(batch_size)
+        return self._nothing()
+
+    @staticmethod
+    def _nothing() -> Iterator[None]:
+        while True:
+            yield None
+
+    @property
     def condition_number(self) -> float:
         eig = torch.linalg.eigvalsh(self.cov)
         return float(eig.max() / eig.min())
 
     def potential(self, prior_precision: float = 0.0) -> GaussianPotential:
+        """``U(theta) + ½·prior_precision·‖theta‖²``; ``prior_precision`` is one finite number
+        ``>= 0`` (else :class:`~tasks.base.TaskError`)."""
+        check_prior_precision(prior_precision)
         return GaussianPotential(self.mean, self.precision, float(prior_precision))
 
     def moments(self, temperature: float = 1.0, prior_precision: float = 0.0):
@@ -99,14 +147,20 @@ class GaussianTarget:
         m = s @ self.precision @ self.mean
         return m, temperature * s
 
-    def init(self, seed: int, chains: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    def init(
+        self,
+        seed: int,
+        chains: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
         """Chain ``c`` starts at ``mean + init_scale·N(0, I)`` drawn from seed ``seed + c``."""
         rows = []
         for c in range(chains):
             g = torch.Generator().manual_seed(seed + c)
             rows.append(torch.randn(self.num_params, generator=g, dtype=torch.float64))
         z = torch.stack(rows) if rows else torch.empty(0, self.num_params, dtype=torch.float64)
-        return (self.mean + self.init_scale * z).to(dtype)
+        return (self.mean + self.init_scale * z).to(dtype=dtype, device=device)
 
     def evaluate(self, theta: Tensor) -> dict[str, Tensor]:
         """Per-chain potential and distance to the mean."""

@@ -516,6 +516,118 @@ def test_task_error_is_a_value_error():
     assert issubclass(tasks.TaskError, ValueError)
 
 
+# -- the Task protocol ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [*tasks.names(), "div_mod31_mlp", "s5_conj_quadratic"])
+def test_every_task_keeps_the_task_protocol(name):
+    task = tasks.make(name)
+    assert isinstance(task, tasks.Task)
+    assert isinstance(task.config, dict) and isinstance(task.reference, dict)
+    assert task.batch_size is None or task.batch_size >= 1
+    assert task.to("cpu") is task
+    batches = task.batches(torch.Generator().manual_seed(0))
+    first = next(batches)
+    assert first is task.batch() or (first is None and task.batch() is None)
+
+
+def test_an_object_missing_a_member_is_not_a_task():
+    task = tasks.make("add_mod11")
+    assert isinstance(task, tasks.TableTask)
+
+    class NoBatches:
+        name = description = "x"
+        config, reference, target, budget, batch_size, num_params = {}, {}, None, 1, None, 1
+        init = potential = evaluate = batch = to = staticmethod(lambda *a, **k: None)
+
+    assert not isinstance(NoBatches(), tasks.Task)
+    NoBatches.batches = staticmethod(lambda *a, **k: None)
+    assert isinstance(NoBatches(), tasks.Task)
+
+
+@pytest.mark.parametrize("name", ["gaussian_iso", "gaussian_corr", "gaussian_illcond"])
+def test_gaussian_targets_have_the_data_free_members(name):
+    task = tasks.make(name)
+    assert task.target is None and task.reference == {} and task.batch_size is None
+    assert task.batch() is None
+    batches = task.batches(torch.Generator().manual_seed(0), None)
+    assert [next(batches) for _ in range(3)] == [None, None, None]
+    assert task.config["dim"] == task.num_params == 2
+    assert task.config["mean"] == task.mean.tolist()
+    assert task.init(0, 2, device="cpu").shape == (2, 2)
+
+
+# -- bad input to batches and potential -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["add_mod11", "gaussian_iso"])
+@pytest.mark.parametrize(
+    "batch_size, match",
+    [
+        (-1, "got -1: a minibatch needs at least one example"),
+        (0, "got 0: a minibatch needs at least one example"),
+        (2.5, "got 2.5 of type float"),
+        ("8", "got '8' of type str"),
+        (True, "got True of type bool"),
+    ],
+)
+def test_batches_refuses_a_batch_size_that_is_not_a_positive_integer(name, batch_size, match):
+    task = tasks.make(name)
+    with pytest.raises(tasks.TaskError, match=f"batch_size must be a positive integer.*{match}"):
+        task.batches(torch.Generator().manual_seed(0), batch_size)  # at the call, not at next()
+
+
+def test_batches_still_takes_a_numpy_integer():
+    np = pytest.importorskip("numpy")
+    task = tasks.make("add_mod11")
+    x, _ = next(task.batches(torch.Generator().manual_seed(0), np.int64(16)))
+    assert len(x) == 16
+
+
+PRIOR = r"prior_precision is the precision λ of the Gaussian prior ½·λ·‖θ‖²"
+
+
+@pytest.mark.parametrize("name", ["add_mod11_quadratic", "gaussian_iso"])
+@pytest.mark.parametrize(
+    "lam, match",
+    [
+        (-1, f"{PRIOR}; a negative value makes the potential unbounded below, got -1$"),
+        (-0.5, "unbounded below, got -0.5$"),
+        (float("nan"), "must be finite, got nan"),
+        (float("inf"), "must be finite, got inf"),
+        ("0.1", "must be a number or a tensor, got '0.1'"),
+    ],
+)
+def test_potential_refuses_a_negative_or_non_finite_prior_precision(name, lam, match):
+    with pytest.raises(tasks.TaskError, match=match):
+        tasks.make(name).potential(prior_precision=lam)
+
+
+@pytest.mark.parametrize(
+    "lam, match",
+    [
+        (torch.tensor([0.1, -2.0, 0.3]), r"unbounded below, got -2 \(chain 1 of 3\)"),
+        (torch.tensor([0.1, 0.2, float("nan")]), r"must be finite, got nan \(chain 2 of 3\)"),
+        (torch.tensor([float("-inf"), 0.2, 0.0]), r"must be finite, got -inf \(chain 0 of 3\)"),
+        (torch.tensor(-3.0), "unbounded below, got -3$"),
+        (torch.zeros(2, 2), r"one value per chain \(C,\), got shape \(2, 2\)"),
+    ],
+)
+def test_potential_refuses_a_bad_per_chain_prior_precision(lam, match):
+    task = tasks.make("add_mod11", d_model=16, n_heads=2, d_mlp=32)
+    with pytest.raises(tasks.TaskError, match=match):
+        task.potential(prior_precision=lam)
+
+
+def test_potential_takes_zero_and_positive_prior_precisions():
+    task = tasks.make("add_mod11", d_model=16, n_heads=2, d_mlp=32)
+    theta = task.init(0, 3)
+    for lam in (0, 0.0, 1e-3, torch.tensor([0.0, 1.0, 2.0]), torch.tensor(0.5)):
+        assert task.potential(prior_precision=lam)(theta).shape == (3,)
+    gaussian = tasks.make("gaussian_iso")
+    assert gaussian.potential(prior_precision=0.0)(gaussian.init(0, 2)).shape == (2,)
+
+
 def test_p_override_matching_the_name_is_accepted():
     assert tasks.make("add_mod11", p=11).num_classes == 11
 
