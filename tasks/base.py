@@ -159,7 +159,7 @@ def check_prior_precision(prior_precision: float | Tensor) -> float | Tensor:
 
 
 def check_batch_size(batch_size: Any) -> int | None:
-    """``batch_size`` if it is ``None`` (full batch) or a positive integer; else :class:`TaskError`."""
+    """``batch_size`` if ``None`` (full batch) or a positive integer, else :class:`TaskError`."""
     if batch_size is None:
         return None
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):

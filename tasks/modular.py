@@ -8,13 +8,16 @@ name        answer                                          pairs
 ``add``     x + y                                           all p²
 ``sub``     x − y                                           all p²
 ``div``     x / y = x·y^(p−2)                               y ≠ 0: p(p−1)
-``divodd``  x / y if y is odd, else x − y                   y ≠ 0: p(p−1)
+``divodd``  x / y if y is odd, else x − y                   all p²
 ``sqsum``   x² + y²                                         all p²
 ``quad``    x² + xy + y²                                    all p²
 ``quadx``   x² + xy + y² + x                                all p²
 ``cubic``   x³ + xy                                         all p²
 ``cubic2``  x³ + xy² + y                                    all p²
 ==========  ==============================================  ================
+
+Only ``div`` drops the pairs with y = 0 (0 has no inverse). ``divodd`` keeps them: 0 is even,
+so its answer there is ``x − 0 = x``, defined for every x, and its table has all p² pairs.
 
 Pairs are listed row-major (``x`` major, ``y`` minor); the input is ``(x, y)`` and the answer is a
 class in ``[0, p)``. Task names are ``{op}_mod{p}`` (e.g. ``div_mod97``), optionally followed by
@@ -64,6 +67,7 @@ def _div(x: Tensor, y: Tensor, p: int) -> Tensor:
 
 
 def _divodd(x: Tensor, y: Tensor, p: int) -> Tensor:
+    # y = 0 takes the even branch (x - 0); inv[0] = 0 is computed by where() and discarded.
     return torch.where(y % 2 == 1, x * _inverses(p)[y], x - y)
 
 
@@ -72,7 +76,7 @@ OPERATIONS: dict[str, tuple[str, Callable[[Tensor, Tensor, int], Tensor], bool]]
     "add": ("x + y", lambda x, y, p: x + y, False),
     "sub": ("x - y", lambda x, y, p: x - y, False),
     "div": ("x / y", _div, True),
-    "divodd": ("x / y if y is odd else x - y", _divodd, True),
+    "divodd": ("x / y if y is odd else x - y", _divodd, False),  # y = 0 is even: x - 0
     "sqsum": ("x^2 + y^2", lambda x, y, p: x * x + y * y, False),
     "quad": ("x^2 + xy + y^2", lambda x, y, p: x * x + x * y + y * y, False),
     "quadx": ("x^2 + xy + y^2 + x", lambda x, y, p: x * x + x * y + y * y + x, False),

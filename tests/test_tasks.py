@@ -58,12 +58,29 @@ def test_the_nine_power_et_al_operations_are_registered():
 @pytest.mark.parametrize("op", list(modular.OPERATIONS))
 def test_modular_table_matches_python(op, p):
     pairs, answers = modular.table(op, p)
-    ys = range(1, p) if op in ("div", "divodd") else range(p)
+    ys = range(1, p) if op == "div" else range(p)
     expected = {(x, y): _expected(op, x, y, p) for x in range(p) for y in ys}
     got = {(int(a), int(b)): int(c) for (a, b), c in zip(pairs, answers, strict=True)}
     assert got == expected
     assert len(got) == len(pairs)  # no duplicates
     assert pairs.dtype == answers.dtype == torch.int64
+
+
+@pytest.mark.parametrize("p", [7, 97])
+def test_only_div_drops_y_zero_and_divodd_keeps_it(p):
+    # Power et al. 2022's op 4 is x / y for odd y and x - y for even y; y = 0 is even.
+    pairs, answers = modular.table("divodd", p)
+    assert len(pairs) == p * p
+    zero = pairs[:, 1] == 0
+    assert int(zero.sum()) == p
+    assert torch.equal(answers[zero], pairs[zero, 0])  # x - 0 = x
+    div_pairs, _ = modular.table("div", p)
+    assert len(div_pairs) == p * (p - 1) and not (div_pairs[:, 1] == 0).any()
+    for op in modular.OPERATIONS:
+        if op != "div":
+            assert len(modular.table(op, p)[0]) == p * p, op
+    task = tasks.make(f"divodd_mod{p}", model="mlp")
+    assert len(task.train[1]) + len(task.val[1]) == p * p
 
 
 def test_large_prime_cubic_does_not_overflow():
