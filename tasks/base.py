@@ -362,6 +362,20 @@ class TableTask:
 #: Settings every table task accepts as ``make`` overrides (besides the model's size knobs).
 TASK_KEYS = ("frac_train", "split_seed", "model", "loss", "budget", "batch_size", "target")
 
+#: The settings of a registered table task that belong to its data and its protocol, not to its
+#: model: they stay when the model is swapped, by name (``add_mod113_mlp``) or by ``model=``.
+#: The model's loss, reference optimizer and knobs go with the model.
+DATA_KEYS = ("frac_train", "split_seed", "budget", "batch_size", "target")
+
+
+def with_registered_data(
+    registered: Mapping[str, Any], model_defaults: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """``model_defaults`` with the registration's own data settings (``DATA_KEYS`` it sets, e.g.
+    a budget) on top, so that swapping the model keeps them."""
+    pinned = {k: registered[k] for k in DATA_KEYS if k in registered}
+    return {model: {**values, **pinned} for model, values in model_defaults.items()}
+
 
 def table_task(
     *,

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import TableTask, TaskError, table_task
+from .base import DATA_KEYS, TableTask, TaskError, table_task, with_registered_data
 
 #: Nanda et al. 2023's optimizer for the transformer (they also warm the rate up over 10 steps).
 NANDA_ADAMW = {"sampler": "adamw", "step_size": 1e-3, "weight_decay": 1.0, "betas": (0.9, 0.98)}
@@ -139,13 +139,20 @@ def table(op: str, p: int) -> tuple[Tensor, Tensor]:
 def modular_factory(
     op: str, p: int, *, name: str | None = None, description: str | None = None, **defaults: Any
 ) -> Callable[..., TableTask]:
-    """A ``factory(**overrides) -> TableTask`` for ``op`` mod ``p`` with registered ``defaults``."""
+    """A ``factory(**overrides) -> TableTask`` for ``op`` mod ``p`` with registered ``defaults``.
+
+    ``factory.with_model(model, name=...)`` is the factory of the same task (operation, p and
+    the registered data settings, :data:`~tasks.base.DATA_KEYS`) with another model and that
+    model's own loss and reference optimizer: what ``tasks.make("<registered name>_<model>")``
+    builds.
+    """
     if op not in OPERATIONS:
         raise TaskError(f"unknown operation {op!r}; choose one of {list(OPERATIONS)}")
     check_modulus(p)
     model = defaults.get("model", "transformer")
+    per_model = with_registered_data(defaults, MODEL_DEFAULTS)
     full = {"frac_train": 0.5, "split_seed": 0, "batch_size": None, "target": 0.99}
-    full.update(MODEL_DEFAULTS[model])
+    full.update(per_model[model])
     full.update(defaults)
     full["model"] = model
     name = name or f"{op}_mod{p}"
@@ -171,8 +178,17 @@ def modular_factory(
             n_operands=p,
             num_classes=p,
             defaults=full,
-            model_defaults=MODEL_DEFAULTS,
+            model_defaults=per_model,
             overrides=overrides,
         )
 
+    def with_model(
+        other: str, *, name: str, description: str | None = None, **more: Any
+    ) -> Callable[..., TableTask]:
+        kept = {k: v for k, v in defaults.items() if k in DATA_KEYS}
+        return modular_factory(
+            op, p, name=name, description=description, **{**kept, **more, "model": other}
+        )
+
+    factory.with_model = with_model  # type: ignore[attr-defined]
     return factory

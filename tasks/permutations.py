@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import TableTask, TaskError, table_task
+from .base import DATA_KEYS, TableTask, TaskError, table_task, with_registered_data
 from .modular import MODEL_DEFAULTS
 
 Perm = tuple[int, ...]
@@ -69,12 +69,17 @@ def table(op: str) -> tuple[Tensor, Tensor]:
 def permutation_factory(
     op: str, *, name: str | None = None, description: str | None = None, **defaults: Any
 ) -> Callable[..., TableTask]:
-    """A ``factory(**overrides) -> TableTask`` for an S5 operation with registered ``defaults``."""
+    """A ``factory(**overrides) -> TableTask`` for an S5 operation with registered ``defaults``.
+
+    ``factory.with_model(model, name=...)``: the same task and data with another model (see
+    :func:`tasks.modular.modular_factory`).
+    """
     if op not in OPERATIONS:
         raise TaskError(f"unknown S5 operation {op!r}; choose one of {list(OPERATIONS)}")
     model = defaults.get("model", "transformer")
+    per_model = with_registered_data(defaults, MODEL_DEFAULTS)
     full = {"frac_train": 0.5, "split_seed": 0, "batch_size": None, "target": 0.99}
-    full.update(MODEL_DEFAULTS[model])
+    full.update(per_model[model])
     full.update(defaults)
     full["model"] = model
     name = name or op
@@ -94,8 +99,17 @@ def permutation_factory(
             n_operands=n,
             num_classes=n,
             defaults=full,
-            model_defaults=MODEL_DEFAULTS,
+            model_defaults=per_model,
             overrides=overrides,
         )
 
+    def with_model(
+        other: str, *, name: str, description: str | None = None, **more: Any
+    ) -> Callable[..., TableTask]:
+        kept = {k: v for k, v in defaults.items() if k in DATA_KEYS}
+        return permutation_factory(
+            op, name=name, description=description, **{**kept, **more, "model": other}
+        )
+
+    factory.with_model = with_model  # type: ignore[attr-defined]
     return factory

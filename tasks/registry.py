@@ -1,9 +1,16 @@
 """The task registry: ``register`` / ``make`` / ``names``, and the built-in catalogue.
 
 ``make(name, **overrides)`` looks ``name`` up among the registered factories; failing that it
-parses ``{op}_mod{p}`` or ``{op}_mod{p}_{model}`` for any prime ``p`` (``add_mod59``,
-``div_mod31_mlp``) and ``s5_{op}`` / ``s5_{op}_{model}``. An unknown name raises
-:class:`TaskError` with the nearest registered names.
+parses, in this order:
+
+- ``<registered table task>_{model}`` (``add_mod113_mlp``): the registered task (its operation,
+  p, split, budget: every setting in :data:`tasks.base.DATA_KEYS`) with another model, which
+  brings its own loss and reference optimizer (``tasks.modular.MODEL_DEFAULTS``);
+- ``{op}_mod{p}`` or ``{op}_mod{p}_{model}`` for any prime ``p`` (``add_mod59``,
+  ``div_mod31_mlp``), with the generic defaults (50% of pairs);
+- ``s5_{op}`` / ``s5_{op}_{model}``.
+
+An unknown name raises :class:`TaskError` with the nearest registered names.
 """
 
 from __future__ import annotations
@@ -67,6 +74,10 @@ def _suggest(name: str) -> str:
 def _parse(name: str) -> Factory:
     if not isinstance(name, str):
         raise TaskError(f"a task name must be a string, got {name!r}")
+    base, _, model = name.rpartition("_")
+    with_model = getattr(_REGISTRY.get(base), "with_model", None)
+    if with_model is not None and model in MODELS:
+        return with_model(model, name=name)
     m = _MODULAR.fullmatch(name)
     if m:
         op, p, model = m["op"], int(m["p"]), m["model"]

@@ -483,6 +483,42 @@ def test_model_override_brings_its_own_defaults():
     assert tasks.make("add_mod97", loss="mse").loss == "mse"
 
 
+@pytest.mark.parametrize("model", ["mlp", "quadratic", "transformer"])
+def test_a_registered_name_with_a_model_suffix_keeps_the_registered_data(model):
+    registered = tasks.make("add_mod113")
+    task = tasks.make(f"add_mod113_{model}")
+    assert task.name == f"add_mod113_{model}" and task.model_name == model
+    for mine, theirs in ((task.train, registered.train), (task.val, registered.val)):
+        assert torch.equal(mine[0], theirs[0]) and torch.equal(mine[1], theirs[1])
+    assert task.frac_train == 0.3 and task.split_seed == 0
+    assert task.budget == registered.budget == 20_000  # registered with the task, kept
+    assert task.loss == modular.MODEL_DEFAULTS[model]["loss"]
+    if model != "transformer":  # the model's own loss and reference (or its registered one)
+        assert task.reference != registered.reference
+    assert task.num_classes == 113
+    same = tasks.make("add_mod113", model=model)  # the override spelling builds the same task
+    assert same.config == task.config
+    assert torch.equal(same.train[0], task.train[0])
+
+
+def test_the_model_suffix_keeps_any_registered_split():
+    registered = tasks.make("add_mod31_quadratic")
+    task = tasks.make("add_mod31_quadratic_mlp")
+    assert torch.equal(task.train[0], registered.train[0]) and task.budget == registered.budget
+    assert task.loss == "ce" and task.reference == modular.MLP_ADAMW
+    s5 = tasks.make("s5_conj_quadratic")
+    assert torch.equal(s5.train[0], tasks.make("s5_conj").train[0]) and s5.loss == "mse"
+
+
+def test_an_unregistered_prefix_still_parses_with_the_generic_defaults():
+    task = tasks.make("add_mod59_mlp")
+    assert task.frac_train == 0.5 and task.budget == modular.MODEL_DEFAULTS["mlp"]["budget"]
+    with pytest.raises(tasks.TaskError, match="unknown model 'cnn'"):
+        tasks.make("add_mod113_cnn")
+    with pytest.raises(tasks.TaskError, match="unknown task"):
+        tasks.make("gaussian_iso_mlp")
+
+
 def test_register_and_make_a_custom_task():
     name = "test_custom_task"
     tasks.register(name, modular.modular_factory("sub", 5, name=name, model="mlp"))
