@@ -85,8 +85,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("tasks:")
     for name in tasks.names(args.pattern):
         task = tasks.make(name)
-        params = getattr(task, "num_params", "?")
-        print(f"  {name:<24} D={params:<8} {task.description}")
+        print(f"  {name:<24} D={task.num_params:<8} {task.description}")
     print("samplers:")
     for name in samplers.names():
         cls = samplers.lookup(name)

@@ -65,7 +65,6 @@ def runner_seconds(task, hparams, steps: int, chains: int = 1) -> float:
         budget=steps,
         eval_every=steps,
         progress=False,
-        stop_when_grokked=False,
         device="cpu",
     )
     return result.seconds_per_step

@@ -5,22 +5,31 @@ Read top to bottom, the data path is::
     task ──init──▶ theta (C, D) ──potential──▶ sampler.step ──every `eval_every` steps──▶ evaluate
          └─ curves (losses, accuracies, ‖θ‖, distances, acceptance), per-chain outcomes ─▶ RunResult
 
-Per chain the loop records:
+Per chain the loop records, with ``target`` the task's accuracy target (0.99):
 
-* ``t_mem``: the first evaluated step with train accuracy ≥ the task's target (0.99);
-* ``t_grok``: the first evaluated step with validation accuracy ≥ the target;
+* ``t_mem``: the first evaluated step with train accuracy ≥ target;
+* ``t_grok``, **sustained grokking**: the first evaluated step from which validation accuracy
+  stays ≥ target through the confirmation window ``confirm``, with the chain finite at the end of
+  the run. ``confirm=None`` (the default) is the strictest window, the rest of the run: ``t_grok``
+  is where the chain's last unbroken stretch of evaluations at or above the target began, and the
+  run always goes to its budget. A whole number ``W`` of steps confirms a stretch once it has held
+  for ``W`` steps; such runs stop when every live chain has confirmed. A chain that reaches the
+  target and falls back has not grokked: the run goes on until the window confirms or refutes it;
+* ``t_touch``: Power et al.'s (2022) "first reaches the target", the first evaluated step with
+  validation accuracy ≥ target, whatever comes after;
+* ``generalized``: the chain ends the run finite with validation accuracy ≥ target.
 
-each in steps, in gradient evaluations and in training seconds (evaluation time excluded). They
-are known to a resolution of ``eval_every`` steps: the true crossing lies in
+Times come in steps, in gradient evaluations and in training seconds (evaluation time excluded).
+They are known to a resolution of ``eval_every`` steps: the true crossing lies in
 ``(t - eval_every, t]``. A chain that does not reach a target within the budget is
-right-censored at the last step run: its time is ``None`` and ``*_censored`` is True; it is never
-dropped and never counted as the budget. A chain whose potential turns non-finite is marked
-diverged at the evaluation that sees it, frozen at its last finite position, and reported.
+right-censored at the last step run: its time is ``None``; it is never dropped and never
+counted as the budget. A chain whose potential turns non-finite is marked diverged at the
+evaluation that sees it, frozen at its last finite position, and reported; it never counts as
+grokked.
 
 All chains share one data stream (the same minibatch each step) and one noise generator; a chain's
 trajectory is therefore identical to a separate run's for deterministic updates (SGD, AdamW on
-full batches) and equal in distribution for stochastic ones. The loop stops when every live chain
-has grokked or the budget is spent.
+full batches) and equal in distribution for stochastic ones.
 """
 
 from __future__ import annotations
@@ -52,12 +61,15 @@ class ChainResult:
     seed: int
     hparams: dict[str, Any]
     t_mem: int | None  # steps; None = not reached (censored)
-    t_grok: int | None
+    t_grok: int | None  # sustained grokking (see the module docstring)
     t_mem_grad_evals: int | None
     t_grok_grad_evals: int | None
     t_mem_seconds: float | None
     t_grok_seconds: float | None
     censored_at: int  # the last step run: where an unreached target is censored
+    t_touch: int | None = None  # Power et al.'s first touch of the target
+    t_touch_grad_evals: int | None = None
+    generalized: bool = False  # ends the run finite with validation accuracy >= target
     diverged: bool = False
     diverged_step: int | None = None  # the evaluation step at which it was seen
     divergent_transitions: int = 0  # steps the sampler flagged (HMC: ΔH > 1000 or NaN)
@@ -85,6 +97,7 @@ class RunResult:
     budget: int
     eval_every: int
     batch_size: int | None
+    confirm: int | None  # the confirmation window in steps; None = the rest of the run
     device: str
     steps_run: int
     grad_evals_per_step: int
@@ -120,7 +133,7 @@ def run(
     device: str | torch.device | None = None,
     data_seed: int = 0,
     progress: bool | None = None,
-    stop_when_grokked: bool = True,
+    confirm: int | None = None,
     on_eval: Callable[[int, dict[str, Tensor]], None] | None = None,
 ) -> RunResult:
     """Run ``sampler`` on ``task`` for one chain per seed (or per row of ``theta0``).
@@ -128,7 +141,9 @@ def run(
     ``hparams`` values may be scalars or sequences with one value per chain (a grid);
     ``seeds`` is a count (seeds 0..n-1) or a list. ``theta0`` starts every chain from a given
     position (e.g. a memorised checkpoint) instead of ``task.init``. Samplers whose update is
-    exact only on the full data (HMC) always get the full training set.
+    exact only on the full data (HMC) always get the full training set. ``confirm`` is the
+    confirmation window of sustained grokking in steps (``None``: the rest of the run; ``0``:
+    the first touch, which also stops the run once every chain has touched).
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
@@ -142,7 +157,11 @@ def run(
     budget = int(budget if budget is not None else task.budget)
     if budget < 1:
         raise ValueError(f"budget must be at least 1 step, got {budget}")
+    if eval_every is not None and eval_every < 1:
+        raise ValueError(f"eval_every must be at least 1 step, got {eval_every}")
     eval_every = int(eval_every or max(1, budget // DEFAULT_EVALS_PER_RUN))
+    if confirm is not None and confirm < 0:
+        raise ValueError(f"confirm must be a window of >= 0 steps or None, got {confirm}")
 
     # -- the sampler, with per-chain hyperparameters as (C,) tensors -------------------------
     hparams = dict(hparams or {})
@@ -154,11 +173,10 @@ def run(
     if sampler.metropolis:
         batch_size = None  # a Metropolis test on a minibatch is exact for the wrong target
     elif batch_size is None:
-        batch_size = getattr(task, "batch_size", None)
+        batch_size = task.batch_size
 
     # -- the task on the device: data, potential, starting point ---------------------------
-    if hasattr(task, "to"):
-        task.to(device)
+    task.to(device)
     lam = _per_chain({"prior_precision": prior_precision}, chains)["prior_precision"]
     potential = task.potential(prior_precision=lam)
     if theta0 is None:
@@ -166,11 +184,11 @@ def run(
     theta0 = theta0.detach().to(device=device, dtype=torch.float32)
     data_gen = torch.Generator(device="cpu").manual_seed(data_seed)
     noise_gen = torch.Generator(device=device).manual_seed(data_seed + seeds[0] * 1_000_003)
-    batches = _batches(task, data_gen, batch_size)
+    batches = task.batches(data_gen, batch_size)
 
     state = sampler.init(theta0)
-    target = getattr(task, "target", None)
-    tracker = _Tracker(chains, device, target)
+    target = task.target
+    tracker = _Tracker(chains, device, target, confirm)
     frozen: Tensor | None = None  # positions of diverged chains, held fixed
     accept_sum = torch.zeros(chains, device=device)
     divergent = torch.zeros(chains, device=device, dtype=torch.long)
@@ -229,7 +247,7 @@ def run(
         if bar is not None:
             bar.update(step - bar.n)
             bar.set_postfix_str(tracker.summary())
-        if stop_when_grokked and tracker.all_done():
+        if tracker.all_done():
             break
         clock = time.perf_counter()
 
@@ -242,7 +260,7 @@ def run(
             c,
             seed=seeds[c],
             hparams={**per_chain_hparams[c], "prior_precision": lams[c]},
-            censored_at=step,
+            end=step,
             divergent=int(divergent[c]),
             accept_rate=float(accept_sum[c]) / max(step, 1),
             final={k: float(v[c]) for k, v in metrics.items()},
@@ -258,6 +276,7 @@ def run(
         budget=budget,
         eval_every=eval_every,
         batch_size=batch_size,
+        confirm=confirm,
         device=_device_name(device),
         steps_run=step,
         grad_evals_per_step=grad_evals // max(step, 1),
@@ -271,13 +290,20 @@ def run(
 
 
 class _Tracker:
-    """First crossings of the targets per chain, and the position at memorisation."""
+    """Per chain: the first memorisation, the first touch and the current stretch of the target
+    on validation, the confirmed grokking time, and the position at memorisation."""
 
-    def __init__(self, chains: int, device: torch.device, target: float | None) -> None:
+    def __init__(
+        self, chains: int, device: torch.device, target: float | None, confirm: int | None
+    ) -> None:
         self.target = target
+        self.confirm = confirm
         self.chains = chains
-        self.t_mem: list[tuple[int, int, float] | None] = [None] * chains
-        self.t_grok: list[tuple[int, int, float] | None] = [None] * chains
+        Mark = tuple[int, int, float] | None  # (step, gradient evaluations, seconds)
+        self.t_mem: list[Mark] = [None] * chains
+        self.t_touch: list[Mark] = [None] * chains
+        self.stretch: list[Mark] = [None] * chains  # start of the current stretch >= target
+        self.t_grok: list[Mark] = [None] * chains  # confirmed (finite window only)
         self.dead = torch.zeros(chains, dtype=torch.bool, device=device)
         self.dead_step: list[int | None] = [None] * chains
         self.theta_mem: Tensor | None = None  # (C, D) position at t_mem (NaN until reached)
@@ -286,40 +312,62 @@ class _Tracker:
         if self.target is None or "train_acc" not in metrics:
             return
         mem = (metrics["train_acc"] >= self.target).tolist()
-        grok = (metrics["val_acc"] >= self.target).tolist()
+        above = (metrics["val_acc"] >= self.target).tolist()
         dead = self.dead.tolist()
+        mark = (step, grad_evals, seconds)
         for c in range(self.chains):
             if dead[c]:
                 continue
             if mem[c] and self.t_mem[c] is None:
-                self.t_mem[c] = (step, grad_evals, seconds)
+                self.t_mem[c] = mark
                 if self.theta_mem is None:
                     self.theta_mem = torch.full_like(theta, math.nan)
                 self.theta_mem[c] = theta[c]
-            if grok[c] and self.t_grok[c] is None:
-                self.t_grok[c] = (step, grad_evals, seconds)
+            if not above[c]:
+                self.stretch[c] = None
+                continue
+            if self.t_touch[c] is None:
+                self.t_touch[c] = mark
+            if self.stretch[c] is None:
+                self.stretch[c] = mark
+            held = step - self.stretch[c][0]
+            if self.confirm is not None and self.t_grok[c] is None and held >= self.confirm:
+                self.t_grok[c] = self.stretch[c]
 
     def mark_dead(self, newly: Tensor, step: int) -> None:
         self.dead |= newly
         for c in newly.nonzero().flatten().tolist():
             self.dead_step[c] = step
 
+    def grokked(self, c: int) -> tuple[int, int, float] | None:
+        """Chain ``c``'s sustained grokking time, as far as the run has gone: the confirmed one
+        (finite window), else the start of a stretch that holds to the end (``None`` window)."""
+        if self.target is None or bool(self.dead[c]):
+            return None
+        return self.stretch[c] if self.confirm is None else self.t_grok[c]
+
     def all_done(self) -> bool:
-        if self.target is None:
-            return False
+        """Every chain is dead, or has confirmed grokking within a finite window."""
         dead = self.dead.tolist()
+        if self.target is None or self.confirm is None:
+            return all(dead)
         return all(g is not None or d for g, d in zip(self.t_grok, dead, strict=True))
 
     def summary(self) -> str:
         mem = sum(t is not None for t in self.t_mem)
-        grok = sum(t is not None for t in self.t_grok)
+        above = sum(t is not None for t in self.stretch)
         dead = int(self.dead.sum())
-        return f"mem {mem}/{self.chains} grok {grok}/{self.chains}" + (
+        return f"mem {mem}/{self.chains} val>=target {above}/{self.chains}" + (
             f" diverged {dead}" if dead else ""
         )
 
-    def chain_result(self, c, *, seed, hparams, censored_at, divergent, accept_rate, final):
-        mem, grok = self.t_mem[c], self.t_grok[c]
+    def chain_result(self, c, *, seed, hparams, end, divergent, accept_rate, final):
+        mem, grok, touch = self.t_mem[c], self.grokked(c), self.t_touch[c]
+        generalized = (
+            self.target is not None
+            and not bool(self.dead[c])
+            and final.get("val_acc", math.nan) >= self.target
+        )
         return ChainResult(
             chain=c,
             seed=seed,
@@ -330,7 +378,10 @@ class _Tracker:
             t_grok_grad_evals=grok[1] if grok else None,
             t_mem_seconds=mem[2] if mem else None,
             t_grok_seconds=grok[2] if grok else None,
-            censored_at=censored_at,
+            censored_at=end,
+            t_touch=touch[0] if touch else None,
+            t_touch_grad_evals=touch[1] if touch else None,
+            generalized=generalized,
             diverged=bool(self.dead[c]),
             diverged_step=self.dead_step[c],
             divergent_transitions=divergent,
@@ -436,17 +487,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
-
-
-def _batches(task, generator: torch.Generator, batch_size: int | None):
-    if hasattr(task, "batches"):
-        return task.batches(generator, batch_size)
-    return _forever(None)  # data-free targets (Gaussians) ignore the batch
-
-
-def _forever(value):
-    while True:
-        yield value
 
 
 def _device_name(device: torch.device) -> str:

@@ -108,12 +108,11 @@ def measure(
     if steps < 1 or rounds < 1:
         raise ValueError("steps and rounds must be at least 1")
     task = tasks.make(task_name)
-    if hasattr(task, "to"):
-        task.to(device)
+    task.to(device)
     hparams = dict(hparams or {})
     theta0 = torch.cat([task.init(seed + c, 1) for c in range(chains)]).to(device)
     potential = task.potential(prior_precision=prior_precision)
-    batch = task.batch() if hasattr(task, "batch") else None
+    batch = task.batch()
 
     runners: dict[str, tuple[Callable[[int], None], float, str]] = {}
     for impl in implementations:

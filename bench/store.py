@@ -163,7 +163,7 @@ def run_key(
     return digest(
         {
             "task": task.name,
-            "task_config": getattr(task, "config", {}),
+            "task_config": task.config,
             "sampler": sampler,
             "hparams": dict(hparams),
             "prior_precision": prior_precision,

@@ -27,7 +27,9 @@ def outcome(chain):
 def test_records_memorisation_and_generalisation():
     light = tasks.make("add_mod31_quadratic")  # groks in ~900 AdamW steps
     hparams = {k: v for k, v in light.reference.items() if k != "sampler"}
-    result = run(light, "adamw", hparams, seeds=2, budget=3000, eval_every=10, progress=False)
+    result = run(
+        light, "adamw", hparams, seeds=2, budget=3000, eval_every=10, progress=False, confirm=0
+    )
     assert result.steps_run < 3000 and len(result.chains) == 2
     for chain in result.chains:
         assert chain.memorized and chain.grokked
@@ -69,7 +71,6 @@ def test_chains_in_one_run_match_separate_runs(small):
         budget=120,
         eval_every=10,
         progress=False,
-        stop_when_grokked=False,
     )
     for c, seed in enumerate([3, 4, 5]):
         alone = run(
@@ -80,7 +81,6 @@ def test_chains_in_one_run_match_separate_runs(small):
             budget=120,
             eval_every=10,
             progress=False,
-            stop_when_grokked=False,
         )
         assert outcome(together.chains[c]) == outcome(alone.chains[0])
         # float32 sums in a batched matmul of another batch size round differently: 120 steps
@@ -140,7 +140,6 @@ def test_start_from_a_given_theta(small):
             budget=steps,
             eval_every=steps,
             progress=False,
-            stop_when_grokked=False,
             theta0=theta0,
         )
 
@@ -177,7 +176,6 @@ def test_minibatches_are_shared_and_seeded(small):
             eval_every=10,
             batch_size=8,
             progress=False,
-            stop_when_grokked=False,
             data_seed=data_seed,
         )
 
@@ -205,3 +203,94 @@ def test_bad_arguments(small):
         run(small, "adamw", ADAMW, seeds=1, budget=0, progress=False)
     with pytest.raises(ValueError, match="at least one chain"):
         run(small, "adamw", ADAMW, seeds=[], budget=5, progress=False)
+
+
+class ScriptedTask:
+    """A task whose validation accuracy follows a script per chain (one entry per evaluation,
+    the first at step 0): the tracker's rules are checked on known sequences."""
+
+    name = "scripted"
+    description = "scripted accuracies"
+    reference: dict = {}
+    target = 0.99
+    budget = 70
+    batch_size = None
+    num_params = 2
+
+    def __init__(self, script):
+        self.script = [list(s) for s in script]
+        self.config = {"script": self.script}
+        self.calls = 0
+
+    def init(self, seed, chains, dtype=torch.float32, device=None):
+        return torch.zeros(chains, 2, dtype=dtype)
+
+    def potential(self, prior_precision=0.0):
+        return lambda theta, batch=None: 0.5 * theta.square().sum(dim=1)
+
+    def evaluate(self, theta):
+        i = min(self.calls, len(self.script[0]) - 1)
+        self.calls += 1
+        val = torch.tensor([s[i] for s in self.script])
+        return {
+            "train_loss": torch.zeros(len(val)),
+            "train_acc": torch.ones(len(val)),
+            "val_loss": 1 - val,
+            "val_acc": val,
+        }
+
+    def batches(self, generator, batch_size=None):
+        while True:
+            yield None
+
+    def batch(self):
+        return None
+
+    def to(self, device):
+        return self
+
+
+#: evaluations every 10 steps at steps 0, 10, ..., 70
+TOUCH_THEN_HOLD = [0, 0.5, 1, 1, 0.3, 1, 1, 1]  # touches at 20, falls at 40, holds from 50
+HOLD_THEN_COLLAPSE = [0, 1, 1, 1, 1, 1, 0.2, 0.2]  # holds 10-50, then collapses
+
+
+def test_touch_then_fall_back_is_not_grokking():
+    """The default window is the rest of the run: only a stretch that holds to the end counts."""
+    task = ScriptedTask([TOUCH_THEN_HOLD, HOLD_THEN_COLLAPSE])
+    result = run(task, "sgd", {"step_size": 0.1}, seeds=2, eval_every=10, progress=False)
+    hold, collapse = result.chains
+    assert result.steps_run == 70 and result.confirm is None
+    assert (hold.t_touch, hold.t_grok, hold.generalized) == (20, 50, True)
+    assert hold.t_grok_grad_evals == 50 and hold.t_touch_grad_evals == 20
+    assert (collapse.t_touch, collapse.t_grok, collapse.generalized) == (10, None, False)
+    assert not collapse.grokked and collapse.censored_at == 70
+
+
+def test_a_finite_window_confirms_refutes_and_stops_when_all_confirmed():
+    task = ScriptedTask([TOUCH_THEN_HOLD, HOLD_THEN_COLLAPSE])
+    result = run(
+        task, "sgd", {"step_size": 0.1}, seeds=2, eval_every=10, progress=False, confirm=20
+    )
+    hold, collapse = result.chains
+    # 20-30 held only 10 steps (refuted at 40); 50-70 held 20: confirmed at 70, from 50
+    assert hold.t_grok == 50
+    # 10-30 held 20 steps: confirmed at 30, from 10; the run stops once both confirmed
+    assert collapse.t_grok == 10 and result.steps_run == 70
+    first_touch = run(
+        ScriptedTask([TOUCH_THEN_HOLD, HOLD_THEN_COLLAPSE]),
+        "sgd",
+        {"step_size": 0.1},
+        seeds=2,
+        eval_every=10,
+        progress=False,
+        confirm=0,
+    )
+    assert [c.t_grok for c in first_touch.chains] == [20, 10] and first_touch.steps_run == 20
+
+
+def test_bad_windows_and_evaluation_intervals_are_refused():
+    task = ScriptedTask([TOUCH_THEN_HOLD])
+    for kwargs in ({"confirm": -1}, {"eval_every": 0}, {"eval_every": -3}):
+        with pytest.raises(ValueError, match="confirm|eval_every"):
+            run(task, "sgd", {"step_size": 0.1}, seeds=1, progress=False, **kwargs)

@@ -107,7 +107,7 @@ def sampler_config(sampler: str, task: Any) -> tuple[dict[str, Any], float]:
 def first_batch(task: Any, sampler: Any, generator: torch.Generator) -> Any:
     """The batch the runner feeds ``sampler`` first: the full training set for Metropolis
     samplers and full-batch tasks, else a minibatch of the task's ``batch_size``."""
-    if sampler.metropolis or getattr(task, "batch_size", None) is None:
+    if sampler.metropolis or task.batch_size is None:
         return task.train
     return next(task.batches(generator, task.batch_size))
 

@@ -160,7 +160,7 @@ SEARCH_SPACES: dict[str, dict[str, SearchSpace]] = {
 
 def family(task: Any) -> str:
     """The search-space family of a task: ``quadratic`` for Gromov's model, else ``default``."""
-    model = getattr(task, "config", {}).get("model")
+    model = task.config.get("model")
     return "quadratic" if model == "quadratic" else "default"
 
 
