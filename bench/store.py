@@ -182,23 +182,41 @@ def digest(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def code_version() -> str:
-    """``git rev-parse --short HEAD``, with ``+dirty`` when tracked files are modified;
-    ``unknown`` outside a git checkout."""
-    root = Path(__file__).resolve().parent.parent
+#: Folders of generated output, relative to the repository root: ``make compare`` rewrites the
+#: tracked pages under ``reports/``, and ``results/`` holds the store. A change there is not a
+#: change of the code, so it does not make :func:`code_version` dirty.
+GENERATED_PATHS = ("reports", "results", ".asv")
 
-    def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10
-        )
-        return done.stdout.strip()
 
+def code_version(root: str | os.PathLike[str] | None = None) -> str:
+    """``git rev-parse --short HEAD`` of the checkout at ``root`` (default: the one this package
+    sits in), with ``+dirty`` when a tracked file of the *code* differs from HEAD (staged or
+    not). Files under :data:`GENERATED_PATHS` do not count (a compare rewrites its own report,
+    and the next run is still the same code); neither do untracked files. ``unknown`` outside a
+    git checkout or without git."""
+    root = Path(__file__).resolve().parent.parent if root is None else Path(root)
     try:
-        head = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        head = _git(root, "rev-parse", "--short", "HEAD")
+        dirty = _git(
+            root,
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            *(f":(exclude){path}" for path in GENERATED_PATHS),
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+def _git(root: Path, *args: str) -> str:
+    """Run ``git args`` in ``root``; its stripped standard output (raises when git fails)."""
+    done = subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10
+    )
+    return done.stdout.strip()
 
 
 def host_description() -> str:

@@ -120,6 +120,16 @@ class Sampler:
         return f"{type(self).__name__}({args})"
 
     # -- public protocol -------------------------------------------------------------------
+    @classmethod
+    def grad_evals_per_step(cls, hparams: Mapping[str, Any]) -> int:
+        """Gradient evaluations one ``step`` costs with ``hparams`` (missing keys take their
+        defaults), known before anything runs, so that an equal budget in gradient evaluations
+        can be turned into a number of steps. 1 here; a sampler that spends more overrides it
+        (HMC: ``num_leapfrog``). It is the cost of a step in the long run: ``Info.grad_evals``
+        reports what each step actually spent (HMC's first step costs one more)."""
+        del hparams
+        return 1
+
     def init(self, theta: Tensor) -> Any:
         raise NotImplementedError
 

@@ -24,12 +24,14 @@ MCMC from then on. Deviations from Neal: no random jitter of eps or L; unit mass
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from samplers.base import Info, Param, Sampler, noise, value_and_grad
+from samplers.base import Info, Param, Sampler, _validate, noise, value_and_grad
 
 # Dual-averaging constants of Hoffman & Gelman (2014), Sec. 3.2.1.
 _GAMMA, _T0, _KAPPA = 0.05, 10.0, 0.75
@@ -72,6 +74,14 @@ class HMC(Sampler):
             why="an acceptance probability strictly between 0 and 1",
         ),
     }
+
+    @classmethod
+    def grad_evals_per_step(cls, hparams: Mapping[str, Any]) -> int:
+        """``num_leapfrog + 1`` (the default L when ``hparams`` has none); L is one number for
+        every chain, so a per-chain list or tensor is refused with :class:`HyperparameterError`."""
+        spec = cls.params["num_leapfrog"]
+        value = hparams.get("num_leapfrog", spec.default)
+        return _validate(cls.name, "num_leapfrog", value, spec) + 1
 
     def init(self, theta: Tensor) -> HMCState:
         eps = self.step_size

@@ -11,6 +11,7 @@ pass or a failure is reproducible.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -158,6 +159,57 @@ def test_non_finite_energy_is_flagged_and_contained(name, target):
     if name != "hmc":  # HMC's chains share the accept draw's stream but not its outcome
         torch.testing.assert_close(state.theta[1], clean.theta[1])
     assert not torch.equal(state.theta[1], theta[1])
+
+
+# -- the cost of a step, declared in advance ---------------------------------------------------
+
+# peers whose gradient evaluations per step vary (cached gradients, inner steps, tree sizes)
+VARYING_COST = {"blackjax.sghmc", "blackjax.hmc", "blackjax.nuts", "pyro.hmc", "pyro.nuts"}
+
+
+@pytest.mark.parametrize("name", samplers.names())
+def test_every_registered_sampler_declares_its_cost_per_step(name, target):
+    """``lookup(name).grad_evals_per_step(hparams)`` is what a step spends in the long run (on
+    one potential and batch); the peers with a varying cost say why they cannot declare one."""
+    entry = samplers.lookup(name)
+    if name in VARYING_COST:
+        with pytest.raises(ValueError, match=rf"^{re.escape(name)} spends a varying number"):
+            entry.grad_evals_per_step({})
+        return
+    if name not in OURS:  # blackjax.sgld: running it would import jax (see the next test)
+        assert entry.grad_evals_per_step({}) == 1
+        return
+    hparams = CONTRACT_HPARAMS[name]
+    declared = entry.grad_evals_per_step(hparams)
+    _, infos = run(make(name), target.init(0, 2), target.potential(), steps=4)
+    assert [info.grad_evals for info in infos[1:]] == [declared] * 3
+    if "num_leapfrog" not in entry.params:
+        assert declared == 1 and entry.grad_evals_per_step({"step_size": 0.5}) == 1
+
+
+@pytest.mark.parametrize("name", sorted(set(samplers.names("*.*"))))
+def test_peer_classes_declare_the_cost_of_their_registry_entries(name):
+    """The loaded peer class answers as its lazy registry entry does (which imports nothing)."""
+    pytest.importorskip("jax" if name.startswith("blackjax.") else "pyro")
+    entry = samplers.lookup(name)
+    cls = entry.load()
+    if name in VARYING_COST:
+        for declares in (entry, cls):
+            with pytest.raises(ValueError, match="the equal-budget protocol cannot fix"):
+                declares.grad_evals_per_step({})
+    else:
+        assert cls.grad_evals_per_step({}) == entry.grad_evals_per_step({}) == 1
+
+
+def test_hmc_cost_per_step_is_its_number_of_leapfrog_steps():
+    hmc = samplers.lookup("hmc")
+    default = hmc.params["num_leapfrog"].default
+    assert hmc.grad_evals_per_step({}) == hmc.grad_evals_per_step({"step_size": 0.1}) == default + 1
+    assert hmc.grad_evals_per_step({"num_leapfrog": 7, "adapt_steps": 100}) == 8
+    with pytest.raises(HyperparameterError, match="num_leapfrog must be a number"):
+        hmc.grad_evals_per_step({"num_leapfrog": [4, 16]})  # one L for every chain
+    with pytest.raises(HyperparameterError, match="single number"):
+        hmc.grad_evals_per_step({"num_leapfrog": torch.tensor([4, 16])})
 
 
 # -- bad input ---------------------------------------------------------------------------------

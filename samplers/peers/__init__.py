@@ -128,6 +128,27 @@ PARAMS: dict[str, dict[str, Param]] = {
 }
 
 
+#: Peers whose cost per step is fixed in advance: gradient evaluations per step.
+FIXED_GRAD_EVALS = {"blackjax.sgld": 1}
+
+
+def grad_evals_per_step(name: str, hparams: Mapping[str, Any]) -> int:
+    """Gradient evaluations one step of peer ``name`` costs (``Sampler.grad_evals_per_step``).
+
+    Only ``blackjax.sgld`` has a fixed cost (1). BlackJAX's HMC caches a gradient, its SGHMC
+    takes ``num_integration_steps`` inner steps, and NUTS and Pyro's kernels spend a number that
+    depends on the trajectory (and more during adaptation): for those a ``ValueError`` says so.
+    """
+    del hparams
+    if name in FIXED_GRAD_EVALS:
+        return FIXED_GRAD_EVALS[name]
+    raise ValueError(
+        f"{name} spends a varying number of gradient evaluations per step, which the "
+        "equal-budget protocol cannot fix in advance; compare it with `python -m bench run` "
+        "or `python -m bench speed` (blackjax.sgld takes part in compare)"
+    )
+
+
 class PeerUnavailableError(ImportError):
     """A peer whose library (jax, blackjax or pyro-ppl) is not installed."""
 
@@ -147,6 +168,10 @@ class LazyPeer:
 
     def __call__(self, **hparams: Any) -> Sampler:
         return self.load()(**hparams)
+
+    def grad_evals_per_step(self, hparams: Mapping[str, Any]) -> int:
+        """The peer class's ``grad_evals_per_step``, without importing its library."""
+        return grad_evals_per_step(self.name, hparams)
 
     def load(self) -> type[Sampler]:
         try:
@@ -225,4 +250,13 @@ def is_peer(factory: Any) -> bool:
     return bool(getattr(factory, "peer", None))
 
 
-__all__ = ["PARAMS", "PEERS", "LazyPeer", "PeerUnavailableError", "is_peer", "register_peers"]
+__all__ = [
+    "FIXED_GRAD_EVALS",
+    "PARAMS",
+    "PEERS",
+    "LazyPeer",
+    "PeerUnavailableError",
+    "grad_evals_per_step",
+    "is_peer",
+    "register_peers",
+]

@@ -43,7 +43,7 @@ Mapping onto BlackJAX (U is our potential, tau our temperature, h our step size)
     ``blackjax.nuts(...)`` with ``logdensity = -U/tau``: the Hamiltonian ``U/tau + ½pᵀM⁻¹p`` of
     our ``hmc`` with ``M = I`` and the same leapfrog step, so ``step_size`` means the same
     thing. BlackJAX caches ``log p`` and its gradient in its state, so a transition costs
-    ``num_leapfrog`` gradients (ours recomputes the first: L + 1); NUTS reports the mean number
+    ``num_leapfrog`` gradients (ours too, after a first L + 1); NUTS reports the mean number
     of leapfrog steps over chains (rounded up). With ``adapt_steps > 0`` the first ``adapt_steps``
     transitions run BlackJAX's Stan window adaptation (dual averaging of the step size towards
     ``target_accept``, default 0.8 as in BlackJAX, and a diagonal mass matrix from Welford
@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -82,6 +83,7 @@ from torch import Tensor
 
 from samplers.base import Info, Sampler, ones
 from samplers.peers import PARAMS
+from samplers.peers import grad_evals_per_step as peer_grad_evals_per_step
 from samplers.peers.jax_tasks import JaxPotential, chain_vector, port, to_jax, to_torch
 
 # -- shared plumbing ---------------------------------------------------------------------------
@@ -100,6 +102,10 @@ def chain_keys(seed, chains: int) -> jax.Array:
 
 class _BlackJAXSampler(Sampler):
     peer = "blackjax"
+
+    @classmethod
+    def grad_evals_per_step(cls, hparams: Mapping[str, Any]) -> int:
+        return peer_grad_evals_per_step(cls.name, hparams)
 
     def _port(self, potential: Any) -> JaxPotential:
         cached = self.__dict__.get("_cached_port")

@@ -36,6 +36,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,7 @@ from torch import Tensor
 
 from samplers.base import Info, PotentialError, Sampler, check_theta
 from samplers.peers import PARAMS
+from samplers.peers import grad_evals_per_step as peer_grad_evals_per_step
 
 _LENGTH_NUDGE = 1.0 + 1e-12
 
@@ -94,6 +96,10 @@ def chain_potential(potential: Any, c: int, chains: int) -> Any:
 class _PyroSampler(Sampler):
     peer = "pyro"
     metropolis = True
+
+    @classmethod
+    def grad_evals_per_step(cls, hparams: Mapping[str, Any]) -> int:
+        return peer_grad_evals_per_step(cls.name, hparams)
 
     def init(self, theta: Tensor) -> PyroState:
         return PyroState(theta=theta)
