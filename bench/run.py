@@ -134,7 +134,7 @@ def run(
     data_seed: int = 0,
     progress: bool | None = None,
     confirm: int | None = None,
-    on_eval: Callable[[int, dict[str, Tensor]], None] | None = None,
+    on_eval: Callable[[int, dict[str, Tensor], Tensor], bool | None] | None = None,
 ) -> RunResult:
     """Run ``sampler`` on ``task`` for one chain per seed (or per row of ``theta0``).
 
@@ -143,7 +143,8 @@ def run(
     position (e.g. a memorised checkpoint) instead of ``task.init``. Samplers whose update is
     exact only on the full data (HMC) always get the full training set. ``confirm`` is the
     confirmation window of sustained grokking in steps (``None``: the rest of the run; ``0``:
-    the first touch, which also stops the run once every chain has touched).
+    the first touch, which also stops the run once every chain has touched). ``on_eval(step,
+    metrics, theta)`` is called at every evaluation; returning True stops the run there.
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
@@ -241,8 +242,8 @@ def run(
         tracker.update(step, grad_evals, seconds_train, metrics, state.theta)
         metrics.update(_geometry(state.theta, theta0, tracker.theta_mem))
         curves += _rows(step, grad_evals, seconds_train, metrics, accept, chains)
-        if on_eval is not None:
-            on_eval(step, metrics)
+        if on_eval is not None and on_eval(step, metrics, state.theta):
+            break  # the caller has what it needs (e.g. a memorized checkpoint of every chain)
         seconds_eval += time.perf_counter() - tick
         if bar is not None:
             bar.update(step - bar.n)

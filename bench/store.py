@@ -13,6 +13,10 @@ choose) holds::
     entries   one row per (comparison, sampler, role): the trials and their tuning runs, the
               chosen configuration and its runs on fresh seeds; role "reference" is the task's
               own optimizer setting run untuned on the same fresh seeds
+    checkpoints  one memorized starting point per (task, seed, criterion): the parameters, the
+              step it was reached at and its metrics, shared by every sampler that starts there
+    claims    one row per job being trained: who holds it and until when (a lease), so that
+              several processes on one store split the work instead of each training everything
 
 **Keys.** A run's key is a hash of everything that determines its numbers: the task's name and
 configuration, the sampler, the hyperparameters, the prior precision, the seeds, the budget, the
@@ -25,6 +29,10 @@ bit for bit, and the one stored first is kept (its device is recorded and report
 **Crash safety.** Each finished run is written in one transaction (WAL journal), so a compare
 killed at any moment, ``kill -9`` included, loses at most the run in flight; a rerun finds every
 committed run by its key and does not run or insert it again (the key is the primary key).
+
+**Sharing work.** A process claims a job before training it (:meth:`Store.claim`): an
+unexpired claim by another holder means "someone is on it", so the process takes other work and
+comes back; a claim whose holder died expires after its lease and is taken over.
 
 **Refusals.** A file that is not an SQLite database, fails ``PRAGMA quick_check``, belongs to
 another application, or was written with another :data:`SCHEMA_VERSION` raises
@@ -48,13 +56,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from bench.run import ChainResult, RunResult
 
 #: Bump when the on-disk layout changes; an older or newer store is refused, never rewritten.
-SCHEMA_VERSION = 2  # 1: the layout of an early draft (no host, no entry roles)
+SCHEMA_VERSION = 3  # 1: an early draft; 2: no checkpoints or claims (upgraded in place)
 #: Bump when the numbers a run produces would change (samplers, tasks, the loop): part of
 #: every run key, so old runs are not reused for new numerics (they stay in the store).
-NUMERICS_VERSION = "1"
+#: 2: sustained grokking; HMC's float64 Metropolis test and carried gradient; the Riemannian
+#: Langevin metric's warm-up; Gromov's model as published.
+NUMERICS_VERSION = "2"
 APPLICATION = "grokbench"
 DEFAULT_PATH = Path("results") / "store.sqlite"
 
@@ -117,6 +129,26 @@ CREATE TABLE entries (
     PRIMARY KEY (compare_key, sampler, role)
 );
 """
+#: Tables added by schema version 3; a version-2 store gets them on open (nothing else changes).
+_SCHEMA_3 = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    key TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    criterion TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    theta BLOB NOT NULL,
+    dtype TEXT NOT NULL,
+    code_version TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+"""
 
 
 class StoreError(ValueError):
@@ -158,8 +190,13 @@ def run_key(
     eval_every: int,
     batch_size: int | None = None,
     data_seed: int = 0,
+    confirm: int | None = None,
+    start: str | Sequence[str] = "init",
 ) -> str:
-    """The reuse key of a run (see the module docstring): 24 hex digits of a SHA-256."""
+    """The reuse key of a run (see the module docstring): 24 hex digits of a SHA-256.
+
+    ``confirm`` is the window of sustained grokking; ``start`` is ``"init"`` or the keys of the
+    checkpoints the chains start from."""
     return digest(
         {
             "task": task.name,
@@ -172,6 +209,8 @@ def run_key(
             "eval_every": eval_every,
             "batch_size": batch_size,
             "data_seed": data_seed,
+            "confirm": confirm,
+            "start": start if isinstance(start, str) else list(start),
             "numerics": NUMERICS_VERSION,
         }
     )
@@ -285,6 +324,11 @@ class Store:
         if meta.get("application") != APPLICATION:
             raise StoreError(f"{self.path} is not a grokbench store (meta: {meta})")
         version = meta.get("schema_version")
+        if version == "2":  # additive upgrade: new tables only, every stored row stays valid
+            with self.transaction():
+                self._create_tables(_SCHEMA_3)
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", ("3",))
+            version = str(SCHEMA_VERSION)
         if version != str(SCHEMA_VERSION):
             raise StoreError(
                 f"{self.path} was written with store schema version {version}; this code reads "
@@ -301,9 +345,7 @@ class Store:
                 # Two processes may create the same store at once: the loser sees the tables.
                 if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                     return
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                self._create_tables(_SCHEMA + _SCHEMA_3)
                 db.executemany(
                     "INSERT INTO meta VALUES (?, ?)",
                     [
@@ -315,6 +357,11 @@ class Store:
                 )
         except sqlite3.OperationalError as err:
             raise StoreError(f"cannot write the results store {self.path}: {err}") from None
+
+    def _create_tables(self, schema: str) -> None:
+        for statement in schema.split(";"):
+            if statement.strip():
+                self._db.execute(statement)
 
     # -- plumbing ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -431,9 +478,72 @@ class Store:
         return [r[0] for r in self._db.execute("SELECT key FROM runs ORDER BY finished_at")]
 
     def count(self, table: str) -> int:
-        if table not in {"runs", "chains", "compares", "entries"}:
+        if table not in {"runs", "chains", "compares", "entries", "checkpoints", "claims"}:
             raise ValueError(f"no table {table!r}")
         return self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def put_checkpoint(self, checkpoint: Checkpoint) -> bool:
+        """Store a memorized checkpoint; False (keeping the stored one) if its key is taken."""
+        theta = checkpoint.theta.detach().to("cpu").contiguous()
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM checkpoints WHERE key = ?", (checkpoint.key,)).fetchone():
+                return False
+            db.execute(
+                "INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    checkpoint.key,
+                    checkpoint.task,
+                    checkpoint.seed,
+                    _dumps(_plain(checkpoint.criterion)),
+                    checkpoint.step,
+                    _dumps(_plain(checkpoint.metrics)),
+                    theta.numpy().tobytes(),
+                    str(theta.dtype).removeprefix("torch."),
+                    checkpoint.code_version or code_version(),
+                    time.time(),
+                ),
+            )
+        return True
+
+    def get_checkpoint(self, key: str) -> Checkpoint | None:
+        row = self._db.execute(
+            "SELECT task, seed, criterion, step, metrics, theta, dtype, code_version "
+            "FROM checkpoints WHERE key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        dtype = getattr(torch, row[6])
+        theta = torch.frombuffer(bytearray(row[5]), dtype=dtype).clone()
+        return Checkpoint(
+            key=key,
+            task=row[0],
+            seed=row[1],
+            criterion=json.loads(row[2]),
+            step=row[3],
+            metrics=json.loads(row[4]),
+            theta=theta,
+            code_version=row[7],
+        )
+
+    # -- claims -----------------------------------------------------------------------------
+    def claim(self, key: str, holder: str, lease: float) -> bool:
+        """Claim job ``key`` for ``holder`` for ``lease`` seconds: True if it is now the
+        holder's (free, expired, or already the holder's), False while another holder's lease
+        runs. Renewing is claiming again."""
+        now = time.time()
+        with self.transaction() as db:
+            row = db.execute("SELECT holder, expires FROM claims WHERE key = ?", (key,)).fetchone()
+            if row is not None and row[0] != holder and row[1] > now:
+                return False
+            db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", (key, holder, now + lease))
+        return True
+
+    def release(self, key: str, holder: str) -> None:
+        """Give up ``holder``'s claim on ``key`` (a stored run needs none)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM claims WHERE key = ? AND holder = ?", (key, holder))
 
     # -- comparisons ------------------------------------------------------------------------
     def put_compare(
@@ -503,6 +613,21 @@ class Store:
             )
             for r in rows
         ]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A memorized starting point: one chain's parameters ``(D,)`` for ``task`` and ``seed``,
+    made by the task's reference optimizer until ``criterion`` held, at ``step``."""
+
+    key: str
+    task: str
+    seed: int
+    criterion: dict[str, Any]
+    step: int
+    metrics: dict[str, float]
+    theta: Any  # torch.Tensor (D,)
+    code_version: str = ""
 
 
 @dataclass(frozen=True)

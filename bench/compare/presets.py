@@ -5,24 +5,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import tasks
+from bench.checkpoints import Criterion
 from bench.run import run
 
-#: The light task the CPU preset runs on (registered in tasks/registry.py).
-CPU_TASK = "add_mod31_quadratic"
+#: The model the CPU preset swaps in: the task's data and split stay, only the network is lighter
+#: (tasks.make(name, model=...) keeps a registered task's data; measurements in tasks/registry.py).
+CPU_MODEL = "mlp"
 #: On a CPU, ``auto`` runs the paper preset only when it is estimated to take less than this.
 CPU_LIMIT_MINUTES = 15.0
+#: The two protocols: ``memorized`` (exploration from a shared memorized checkpoint, the one
+#: that tests the claim) and ``init`` (time to target from the task's initialization).
+STARTS = ("memorized", "init")
 
 
 @dataclass(frozen=True)
 class Preset:
-    """The numbers of a protocol. Budgets and intervals are in gradient evaluations."""
+    """The numbers of a protocol. Budgets, intervals and windows are in gradient evaluations;
+    from a memorized start they count from the checkpoint."""
 
     name: str
-    task: str | None  # None: the task asked for
+    model: str | None  # None: the task as asked; else its data with this (lighter) model
     budget: int | None  # None: the task's default budget (in AdamW steps = gradient evals)
     eval_every: int | None  # None: budget / 100
     trials: int
@@ -30,6 +36,10 @@ class Preset:
     seeds: int
     max_chains: int = 64  # a vectorized job holds at most this many chains
     reference: bool = True  # also run the task's own optimizer setting, untuned, on fresh seeds
+    starts: tuple[str, ...] = STARTS  # protocols run by default, the first shown first
+    confirm: int | None = None  # window of sustained grokking; None = the rest of the run
+    batch_size: int | None = None  # None: the task's (full batch)
+    memorized: Criterion = field(default_factory=Criterion)  # when a checkpoint is memorized
     description: str = ""
 
     def resolve(self, task: Any) -> Preset:
@@ -37,39 +47,51 @@ class Preset:
         eval_every = int(self.eval_every if self.eval_every is not None else max(1, budget // 100))
         return replace(self, budget=budget, eval_every=eval_every)
 
-    def protocol(self) -> dict[str, Any]:
-        """What determines the numbers (stored with the comparison and part of its key)."""
+    def protocol(self, start: str) -> dict[str, Any]:
+        """What determines the numbers of one protocol (stored with its comparison and part of
+        its key)."""
         out = asdict(self)
-        out.pop("description")
-        out.pop("max_chains")  # how chains are packed into jobs does not change results' law
+        for key in ("description", "max_chains", "starts", "model"):
+            out.pop(key)  # packing, the set of protocols run, and the model (in the task config)
+        if start != "memorized":
+            out.pop("memorized")
+        out["start"] = start
         return out
+
+    def task_for(self, name: str) -> Any:
+        """The task this preset runs when ``name`` is asked for."""
+        return tasks.make(name, model=self.model) if self.model else tasks.make(name)
 
 
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
         name="paper",
-        task=None,
+        model=None,
         budget=None,
         eval_every=None,
         trials=12,
-        tune_seeds=1,
+        tune_seeds=3,
         seeds=8,
         max_chains=16,
-        description="the task as asked with its default budget: meant for a GPU",
+        description="the task as asked with its default budget, both protocols: meant for a GPU",
     ),
     "cpu": Preset(
         name="cpu",
-        task=CPU_TASK,
-        budget=1200,
-        eval_every=10,
-        trials=8,
-        tune_seeds=1,
-        seeds=8,
-        description=f"the light task {CPU_TASK} with a budget that fits two CPU cores",
+        model=CPU_MODEL,
+        budget=1500,
+        eval_every=25,
+        trials=3,
+        tune_seeds=2,
+        seeds=6,
+        starts=("memorized",),
+        description=(
+            f"the task's data and split with the {CPU_MODEL} model, the exploration protocol "
+            "(--start init adds the other), a budget that fits two CPU cores"
+        ),
     ),
     "smoke": Preset(
         name="smoke",
-        task=None,
+        model=None,
         budget=300,
         eval_every=10,
         trials=2,
@@ -80,19 +102,20 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def chain_evals(preset: Preset, sampler_names: Iterable[str]) -> int:
-    """Chain-gradient-evaluations a comparison costs at most (runs stop early once every chain
-    has grokked)."""
-    n = sum(preset.trials * preset.tune_seeds + preset.seeds for _ in sampler_names)
-    n += preset.seeds if preset.reference else 0
-    return n * preset.budget
+def chain_counts(preset: Preset, sampler_names: Iterable[str], starts: Sequence[str]) -> int:
+    """Chains a comparison trains: per protocol, every sampler's trials on the tuning seeds and
+    its choice on the fresh seeds, and the reference on the fresh seeds."""
+    per_start = sum(preset.trials * preset.tune_seeds + preset.seeds for _ in sampler_names)
+    per_start += preset.seeds if preset.reference else 0
+    return per_start * len(starts)
 
 
-def probe_seconds(task: Any, chains: int, device: str | None = None) -> float:
-    """Seconds per chain-gradient-evaluation of ``task`` here, from a few AdamW steps on
-    ``chains`` chains (evaluation included at the loop's usual rate of about 1%): the fastest
-    of two timings of at least a quarter of a second each (or one step when a step takes longer),
-    so a busy moment on a shared machine does not inflate it."""
+def probe_seconds(task: Any, chains: int, device: str | None = None) -> tuple[float, float]:
+    """Seconds per chain-step and per chain-evaluation of ``task`` here, from AdamW runs of
+    ``n`` and ``3n`` steps on ``chains`` chains (each run evaluates at its start and end): the
+    difference of the two is ``2n`` steps without evaluation, which is what a long run is made
+    of; the fastest of two timings each, so that a busy moment on a shared machine does not
+    inflate them."""
 
     def timed(steps: int) -> float:
         tick = time.perf_counter()
@@ -109,27 +132,44 @@ def probe_seconds(task: Any, chains: int, device: str | None = None) -> float:
         return time.perf_counter() - tick
 
     one = timed(1)  # also warms up: first calls allocate
-    steps = max(1, min(50, int(0.25 / max(one, 1e-6))))
-    best = min(timed(steps) for _ in range(2)) if steps > 1 else timed(1)
-    return best / (steps * chains)
+    n = max(1, min(30, int(0.2 / max(one, 1e-6))))
+    short = min(timed(n) for _ in range(2))
+    long = min(timed(3 * n) for _ in range(2))
+    step = max((long - short) / (2 * n), 1e-9)
+    evaluation = max((short - n * step) / 2, 0.0)
+    return step / chains, evaluation / chains
 
 
-def estimate_minutes(task: Any, preset: Preset, sampler_names: Sequence[str], device=None):
-    """Minutes a comparison would take here at most, from a probe of the task's step cost."""
+def estimate_minutes(
+    task: Any,
+    preset: Preset,
+    sampler_names: Sequence[str],
+    device: str | None = None,
+    *,
+    starts: Sequence[str] | None = None,
+    workers: int = 1,
+) -> float:
+    """Minutes a comparison takes here: every run goes to its budget (sustained grokking has no
+    early stop), evaluations included, split over ``workers``."""
     preset = preset.resolve(task)
+    starts = preset.starts if starts is None else starts
     # Cost per chain grows about linearly with the chains of a job on a CPU: probe a few.
     chains = min(4, preset.max_chains, preset.trials * preset.tune_seeds)
-    per = probe_seconds(task, max(1, chains), device)
-    return chain_evals(preset, sampler_names) * per / 60.0
+    step, evaluation = probe_seconds(task, max(1, chains), device)
+    n = chain_counts(preset, sampler_names, starts)
+    seconds = n * (preset.budget * step + preset.budget / preset.eval_every * evaluation)
+    return seconds / workers / 60.0
 
 
 def choose_preset(
     choice: str,
-    overrides: Mapping[str, int],
+    overrides: Mapping[str, Any],
     task_name: str,
     names: Sequence[str],
     device: str,
     log: Callable[[str], None],
+    *,
+    workers: int = 1,
 ) -> Preset:
     """The preset to run, with the user's overrides applied. On a CPU, ``auto`` estimates the
     paper setting and falls back to the CPU preset when it would take longer than
@@ -138,28 +178,27 @@ def choose_preset(
     def build(name: str) -> Preset:
         return replace(PRESETS[name], **overrides)
 
+    def minutes(preset: Preset) -> float:
+        task = preset.task_for(task_name)
+        return estimate_minutes(task, preset, names, device, workers=workers)
+
     if choice != "auto":
         preset = build(choice)
         if choice == "paper" and device == "cpu":
-            minutes = estimate_minutes(tasks.make(task_name), preset, names, device)
-            log(
-                f"paper preset on a CPU: estimated {_duration(minutes)} for {task_name} "
-                "(at most: runs stop early once every chain has grokked)"
-            )
+            log(f"paper preset on a CPU: estimated {_duration(minutes(preset))} for {task_name}")
         return preset
-    if device != "cpu":
-        return build("paper")
     paper = build("paper")
-    paper_minutes = estimate_minutes(tasks.make(task_name), paper, names, device)
+    if device != "cpu":
+        return paper
+    paper_minutes = minutes(paper)
     if paper_minutes <= CPU_LIMIT_MINUTES:
         log(f"no GPU: the paper preset on {task_name} is estimated at {_duration(paper_minutes)}")
         return paper
     cpu = build("cpu")
-    cpu_minutes = estimate_minutes(tasks.make(cpu.task), cpu, names, device)
     log(
-        f"no GPU: running the CPU preset on {cpu.task} instead of {task_name} (estimated "
-        f"{_duration(cpu_minutes)} at most); use --preset paper to force the paper setting "
-        f"(estimated {_duration(paper_minutes)} on this CPU)"
+        f"no GPU: running the CPU preset, {task_name}'s data with the {cpu.model} model "
+        f"(estimated {_duration(minutes(cpu))} on {workers} worker(s)); --preset paper runs the "
+        f"paper setting (estimated {_duration(paper_minutes)} on this CPU)"
     )
     return cpu
 

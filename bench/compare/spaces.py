@@ -1,6 +1,6 @@
 """The search spaces of the comparison: one grid per sampler and model family, and the balanced
-draw of ``trials`` points from it (the grids are rendered in :mod:`bench.compare.protocol`'s
-table and on every generated leaderboard)."""
+draw of ``trials`` points from it (the grids are stored with every comparison and rendered on its
+leaderboard)."""
 
 from __future__ import annotations
 
@@ -14,35 +14,53 @@ import numpy as np
 
 import samplers
 
+#: A grid value that stands for the task's posterior temperature τ = 1/N_train, where the
+#: target exp(−U/τ) is the Bayesian posterior with prior precision N·λ and HMC is a sampler,
+#: not a noisy optimizer.
+POSTERIOR = "1/N"
+
 
 @dataclass(frozen=True)
 class Axis:
     """One searched hyperparameter: its name, its grid, and whether the grid is relative to the
-    task's reference AdamW setting (``ref_key``: multiply by ``task.reference[ref_key]``)."""
+    task's reference AdamW setting (``ref_key``: multiply by ``task.reference[ref_key]``).
+    A value :data:`POSTERIOR` is the task's posterior temperature 1/N_train."""
 
     name: str
-    values: tuple[float, ...]
+    values: tuple[float | str, ...]
     ref_key: str | None = None
 
-    def resolve(self, reference: Mapping[str, Any]) -> tuple[float, ...]:
-        if self.ref_key is None:
-            return self.values
-        return tuple(_round(v * float(reference[self.ref_key])) for v in self.values)
+    def resolve(self, task: Any) -> tuple[float, ...]:
+        out = []
+        for v in self.values:
+            if v == POSTERIOR:
+                out.append(_round(1.0 / len(task.batch()[1])))
+            elif self.ref_key is None:
+                out.append(v)
+            else:
+                out.append(_round(v * float(task.reference[self.ref_key])))
+        return tuple(out)
 
 
 @dataclass(frozen=True)
 class SearchSpace:
     """A grid of trials for one sampler. Axis names are sampler hyperparameters, or
-    ``prior_precision`` (λ), or ``eta`` (HMC: ε = sqrt(η·τ)); ``fixed`` are set, not searched."""
+    ``prior_precision`` (λ), or ``eta`` (HMC: ε = sqrt(η·τ)); ``fixed`` are set, not searched;
+    ``from_reference`` are copied from the task's reference optimizer (AdamW's betas);
+    ``warmup = (hyperparameter, fraction)`` gives the sampler's adaptation (HMC's step-size
+    adaptation, Riemannian Langevin's metric) that fraction of the run's steps, paid for by
+    the budget like every other step."""
 
     axes: tuple[Axis, ...]
     fixed: Mapping[str, Any] = field(default_factory=dict)
     note: str = ""
+    from_reference: tuple[str, ...] = ()
+    warmup: tuple[str, float] | None = None
 
-    def grid(self, reference: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def grid(self, task: Any) -> list[dict[str, Any]]:
         points: list[dict[str, Any]] = [{}]
         for axis in self.axes:
-            points = [{**p, axis.name: v} for p in points for v in axis.resolve(reference)]
+            points = [{**p, axis.name: v} for p in points for v in axis.resolve(task)]
         return points
 
 
@@ -53,6 +71,7 @@ def _spaces(
     sghmc_steps: tuple[float, ...],
     etas: tuple[float, ...],
     temperatures: tuple[float, ...],
+    hmc_temperatures: tuple[float | str, ...],
     priors: tuple[float, ...],
     hmc_priors: tuple[float, ...],
     rl_steps: tuple[float, ...],
@@ -70,6 +89,7 @@ def _spaces(
             ),
             fixed={"prior_precision": 0.0},
             note=adam_note,
+            from_reference=("betas",),
         ),
         "sgd": SearchSpace(
             axes=(
@@ -98,10 +118,14 @@ def _spaces(
             axes=(
                 Axis("eta", etas),
                 Axis("num_leapfrog", (4, 16)),
-                Axis("temperature", temperatures),
+                Axis("temperature", hmc_temperatures),
                 Axis("prior_precision", hmc_priors),
             ),
-            note="leapfrog step ε = sqrt(η·τ); full-batch gradients and Metropolis test",
+            note="leapfrog step ε = sqrt(η·τ) at the start, then adapted by dual averaging "
+            "towards acceptance 0.65 during the first 20% of the steps (paid by the budget); "
+            "τ = 1/N is the posterior; full-batch gradients, float64 Metropolis test",
+            fixed={"target_accept": 0.65},
+            warmup=("adapt_steps", 0.2),
         ),
         "riemannian_langevin": SearchSpace(
             axes=(
@@ -110,7 +134,8 @@ def _spaces(
                 Axis("prior_precision", rl_priors),
             ),
             fixed=dict(rl_fixed),
-            note=rl_note,
+            note=rl_note + "; metric adapted during the first 20% of the steps, then frozen",
+            warmup=("freeze_after", 0.2),
         ),
     }
 
@@ -133,6 +158,7 @@ SEARCH_SPACES: dict[str, dict[str, SearchSpace]] = {
         sghmc_steps=(3e-3, 1e-2, 3e-2, 0.1),
         etas=(0.01, 0.03, 0.1, 0.3),
         temperatures=(1e-6, 1e-5, 1e-4),
+        hmc_temperatures=(1e-5, 1e-4, POSTERIOR),
         priors=(1e-3, 1e-2, 1e-1),
         hmc_priors=(1e-3, 1e-2),
         rl_steps=(0.3, 1.0, 3.0),
@@ -146,6 +172,7 @@ SEARCH_SPACES: dict[str, dict[str, SearchSpace]] = {
         sghmc_steps=(3e4, 1e5),
         etas=(1e3, 3e3, 1e4, 3e4),
         temperatures=(1e-10, 1e-9, 1e-8),
+        hmc_temperatures=(1e-10, 1e-9, 1e-8),
         priors=(3e-9, 1e-8, 3e-8, 1e-7),
         hmc_priors=(1e-8,),
         rl_steps=(1.0, 3.0, 10.0, 30.0, 100.0),
@@ -183,7 +210,7 @@ def trials_for(sampler: str, task: Any, k: int) -> list[dict[str, Any]]:
     Each trial is ``{"search": axis values, "hparams": sampler hyperparameters,
     "prior_precision": λ}``."""
     space = search_space(sampler, task)
-    grid = space.grid(task.reference)
+    grid = space.grid(task)
     if len(grid) > k:
         seed = zlib.crc32(sampler.rsplit(".", 1)[-1].encode())
         picked = balanced_subset(grid, k, np.random.default_rng(seed))
@@ -215,8 +242,10 @@ def _trial(point: Mapping[str, Any], space: SearchSpace, reference: Mapping[str,
     prior = point.get("prior_precision", space.fixed.get("prior_precision", 0.0))
     if "eta" in point:
         hparams["step_size"] = _round(math.sqrt(point["eta"] * point["temperature"]))
-    if "weight_decay" in point and "betas" in reference:
-        hparams["betas"] = list(reference["betas"])
+    for key in space.from_reference:
+        if key in reference:
+            value = reference[key]
+            hparams[key] = list(value) if isinstance(value, (list, tuple)) else value
     return {"search": search, "hparams": hparams, "prior_precision": prior}
 
 

@@ -1,0 +1,148 @@
+"""Memorized starting points, the start of the exploration protocol.
+
+The claim under test is about what happens *after* memorization: once the training loss is
+~0, does a sampler that explores better than a random walk reach the generalizing region in
+fewer gradient evaluations? So every sampler starts from the same memorized point. Per seed,
+the task's reference optimizer (``task.reference``, e.g. Nanda et al.'s full-batch AdamW) runs
+from ``task.init(seed, 1)`` and is stopped at the first evaluation where the
+:class:`Criterion` holds: training accuracy at least ``train_acc``, mean training loss below
+``train_loss_below``, and validation accuracy still below ``val_acc_below`` (a point that
+already generalizes is no start for a race to generalization; a seed whose reference optimizer
+generalizes first is refused with the numbers). The checkpoint is made once, kept in the store
+under a key of the task, the seed, the reference optimizer and the criterion, and reused by
+every sampler and every later comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from bench.run import run
+from bench.store import NUMERICS_VERSION, Checkpoint, Store, code_version, digest
+
+
+class CheckpointError(ValueError):
+    """No memorized checkpoint meeting the criterion could be made."""
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """When the reference optimizer's run counts as memorized (a protocol setting)."""
+
+    train_acc: float = 1.0
+    train_loss_below: float = 0.05
+    val_acc_below: float = 0.9
+    eval_every: int = 10  # steps between the checks
+    max_steps: int = 5_000  # give up (CheckpointError) past this
+
+    def holds(self, metrics: dict[str, Tensor]) -> Tensor:
+        """``(C,)`` bool: memorized by the training criteria (validation is checked apart)."""
+        return (metrics["train_acc"] >= self.train_acc) & (
+            metrics["train_loss"] < self.train_loss_below
+        )
+
+
+def checkpoint_key(task: Any, seed: int, criterion: Criterion) -> str:
+    return digest(
+        {
+            "task": task.name,
+            "task_config": task.config,
+            "reference": task.reference,
+            "seed": seed,
+            "criterion": asdict(criterion),
+            "numerics": NUMERICS_VERSION,
+        }
+    )
+
+
+def memorized(
+    task: Any,
+    seeds: Sequence[int],
+    criterion: Criterion,
+    store: Store,
+    *,
+    device: str | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Checkpoint]:
+    """The checkpoints of ``seeds`` (in order), made where the store lacks them: one vectorized
+    run of the reference optimizer over the missing seeds."""
+    keys = {s: checkpoint_key(task, s, criterion) for s in seeds}
+    found = {s: store.get_checkpoint(k) for s, k in keys.items()}
+    missing = [s for s in seeds if found[s] is None]
+    if missing:
+        for made in _make(task, missing, criterion, keys, device):
+            store.put_checkpoint(made)
+            found[made.seed] = made
+        steps = sorted(found[s].step for s in missing)
+        log(f"  memorized checkpoints for seeds {missing}: reached at steps {steps}")
+    return [found[s] for s in seeds]
+
+
+def _make(task, seeds, criterion: Criterion, keys, device) -> list[Checkpoint]:
+    hparams = dict(task.reference)
+    sampler = hparams.pop("sampler")
+    prior = hparams.pop("prior_precision", 0.0)
+    caught: dict[int, tuple[int, Tensor, dict[str, float]]] = {}
+
+    def catch(step: int, metrics: dict[str, Tensor], theta: Tensor) -> bool:
+        ok = criterion.holds(metrics).tolist()
+        for c, seed in enumerate(seeds):
+            if ok[c] and seed not in caught:
+                point = {k: float(v[c]) for k, v in metrics.items()}
+                caught[seed] = (step, theta[c].detach().to("cpu").clone(), point)
+        return len(caught) == len(seeds)
+
+    result = run(
+        task,
+        sampler,
+        hparams,
+        seeds=list(seeds),
+        budget=criterion.max_steps,
+        eval_every=criterion.eval_every,
+        prior_precision=prior,
+        device=device,
+        progress=False,
+        confirm=0,
+        on_eval=catch,
+    )
+    out = []
+    for c, seed in enumerate(seeds):
+        if seed not in caught:
+            final = result.chains[c].final
+            raise CheckpointError(
+                f"{task.name}, seed {seed}: the reference optimizer ({sampler}) did not meet the "
+                f"memorization criterion {asdict(criterion)} within {criterion.max_steps} steps "
+                f"(train acc {final.get('train_acc', float('nan')):.3f}, train loss "
+                f"{final.get('train_loss', float('nan')):.3g} at the end)"
+            )
+        step, theta, metrics = caught[seed]
+        if metrics["val_acc"] >= criterion.val_acc_below:
+            raise CheckpointError(
+                f"{task.name}, seed {seed}: when the reference optimizer memorized (step {step}, "
+                f"train loss {metrics['train_loss']:.3g}) validation accuracy was already "
+                f"{metrics['val_acc']:.3f} >= {criterion.val_acc_below}: that is no start for a "
+                "race to generalization; loosen train_loss_below or choose another task"
+            )
+        out.append(
+            Checkpoint(
+                key=keys[seed],
+                task=task.name,
+                seed=seed,
+                criterion=asdict(criterion),
+                step=step,
+                metrics=metrics,
+                theta=theta,
+                code_version=code_version(),
+            )
+        )
+    return out
+
+
+def stack(checkpoints: Sequence[Checkpoint]) -> Tensor:
+    """``(C, D)`` starting positions, one row per checkpoint."""
+    return torch.stack([c.theta.to(torch.float32) for c in checkpoints])

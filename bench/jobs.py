@@ -1,0 +1,236 @@
+"""Jobs trained once, through the store, on this machine's cores.
+
+A :class:`Job` is one vectorized run (a sampler, its per-chain hyperparameters, its seeds, its
+budget, where its chains start). :class:`Runner` trains a list of them: a job whose key is in
+the store is loaded, never rerun; the others are claimed in the store (a lease, so that several
+processes on one store split the work and a dead holder's job is taken over once its lease
+expires), trained by an executor, and written to the store by this process alone, one
+transaction per run. An interrupted batch loses at most the jobs in flight.
+
+Executors: :class:`LocalExecutor` runs jobs in ``workers`` single-threaded worker processes
+(one per core on a CPU: two threads on one job were measured up to 13x slower than one when the
+other core was busy, and two jobs side by side use both cores), or in a thread of this process
+when ``workers`` is 1.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from bench.run import RunResult, run
+from bench.store import Store, code_version, run_key
+
+#: Seconds a claim lasts; a holder renews its claims while it trains, so only a dead holder's
+#: claim runs out.
+LEASE_SECONDS = 120.0
+#: Seconds between looks at the store while every remaining job is another holder's.
+POLL_SECONDS = 2.0
+
+
+@dataclass
+class Job:
+    """One vectorized run: a sampler, one hyperparameter value (or list) per key, its seeds."""
+
+    sampler: str
+    hparams: dict[str, Any]
+    prior_precision: float | list[float]
+    seeds: list[int]
+    steps: int
+    eval_every: int
+    label: str
+    confirm: int | None = None  # window of sustained grokking in steps; None = rest of the run
+    batch_size: int | None = None  # None: the task's (full batch for the modular tasks)
+    start: list[str] = field(default_factory=list)  # checkpoint keys per chain; [] = task.init
+
+    def key(self, task: Any) -> str:
+        return run_key(
+            task,
+            self.sampler,
+            self.hparams,
+            prior_precision=self.prior_precision,
+            seeds=self.seeds,
+            budget=self.steps,
+            eval_every=self.eval_every,
+            batch_size=self.batch_size,
+            confirm=self.confirm,
+            start=self.start or "init",
+        )
+
+
+def train(task: Any, job: Job, theta0: torch.Tensor | None, device: str | None) -> RunResult:
+    """Run ``job`` (in whichever process the executor chose) and return its result without the
+    final positions, which the store does not keep."""
+    result = run(
+        task,
+        job.sampler,
+        job.hparams,
+        seeds=job.seeds,
+        budget=job.steps,
+        eval_every=job.eval_every,
+        prior_precision=job.prior_precision,
+        batch_size=job.batch_size,
+        theta0=theta0,
+        device=device,
+        progress=False,
+        confirm=job.confirm,
+    )
+    result.theta = None
+    return result
+
+
+class LocalExecutor:
+    """``workers`` single-threaded processes (``workers`` = 1: one thread of this process)."""
+
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+        if workers == 1:
+            self._pool: cf.Executor = cf.ThreadPoolExecutor(max_workers=1)
+        else:
+            context = multiprocessing.get_context("spawn")
+            self._pool = cf.ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=_worker_setup
+            )
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
+        return self._pool.submit(fn, *args)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+
+def _worker_setup() -> None:
+    """In each worker: one torch thread, freed memory kept (bench/allocator.py), and death with
+    the parent (a killed driver leaves no worker training for nobody)."""
+    from bench.allocator import tune_from_environment
+
+    torch.set_num_threads(1)
+    tune_from_environment()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").prctl(1, 9)  # PR_SET_PDEATHSIG = SIGKILL (Linux)
+    except (OSError, AttributeError):
+        pass
+
+
+class Runner:
+    """Trains jobs once through the store; see the module docstring."""
+
+    def __init__(
+        self,
+        task: Any,
+        store: Store,
+        *,
+        executor: Any = None,
+        device: str | None = None,
+        log: Callable[[str], None] = print,
+        lease: float = LEASE_SECONDS,
+    ) -> None:
+        self.task = task
+        self.store = store
+        self.executor = executor or LocalExecutor(1)
+        self.device = device
+        self.log = log
+        self.lease = lease
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.code = code_version()
+        self.ran = 0
+        self.reused = 0
+
+    def run_all(
+        self,
+        jobs: Sequence[Job],
+        starts: Callable[[Job], torch.Tensor | None] = lambda job: None,
+        check: Callable[[Job, RunResult], None] | None = None,
+    ) -> list[tuple[str, RunResult]]:
+        """``(key, result)`` of every job, in order. ``starts(job)`` gives its chains' starting
+        positions (``None``: ``task.init``); ``check(job, result)`` vets a fresh result before
+        it is stored."""
+        keys = [job.key(self.task) for job in jobs]
+        done: dict[str, RunResult] = {}
+        todo = []
+        for job, key in zip(jobs, keys, strict=True):
+            if key in done:
+                continue
+            record = self.store.get_run(key, curves=False)
+            if record is not None:
+                done[key] = record.result
+                self.reused += 1
+            elif all(key != k for k, _ in todo):
+                todo.append((key, job))
+        total, started = len(todo), time.perf_counter()
+        flying: dict[cf.Future, tuple[str, Job, float]] = {}
+        waiting: list[tuple[str, Job]] = []  # claimed by another live holder
+        trained = 0
+        try:
+            while todo or flying or waiting:
+                while todo and len(flying) < self.executor.workers:
+                    key, job = todo.pop(0)
+                    record = self.store.get_run(key, curves=False)
+                    if record is not None:  # another process finished it meanwhile
+                        done[key] = record.result
+                        self.reused += 1
+                        total -= 1
+                    elif self.store.claim(key, self.holder, self.lease):
+                        future = self.executor.submit(
+                            train, self.task, job, starts(job), self.device
+                        )
+                        flying[future] = (key, job, time.perf_counter())
+                    else:
+                        waiting.append((key, job))
+                if not flying:
+                    if waiting:  # only others' jobs left: look again shortly
+                        time.sleep(POLL_SECONDS)
+                        todo, waiting = waiting, []
+                    continue
+                finished, _ = cf.wait(
+                    flying, timeout=self.lease / 3, return_when=cf.FIRST_COMPLETED
+                )
+                for future in finished:
+                    key, job, tick = flying.pop(future)
+                    result = future.result()
+                    if check is not None:
+                        check(job, result)
+                    wall = time.perf_counter() - tick
+                    self.store.put_run(
+                        key, result, task_config=self.task.config, seconds_wall=wall, code=self.code
+                    )
+                    self.store.release(key, self.holder)
+                    done[key] = result
+                    self.ran += 1
+                    trained += 1
+                    self._report(job, result, wall, trained, total, len(flying), started)
+                for key, _, _ in flying.values():  # still training: keep the lease
+                    self.store.claim(key, self.holder, self.lease)
+        finally:
+            for key, _, _ in flying.values():
+                self.store.release(key, self.holder)
+        return [(key, done[key]) for key in keys]
+
+    def _report(self, job, result, wall, trained, total, in_flight, started) -> None:
+        grokked = sum(c.grokked for c in result.chains)
+        elapsed = time.perf_counter() - started
+        eta = elapsed / trained * (total - trained) if trained else float("nan")
+        self.log(
+            f"  [{trained}/{total} jobs, {in_flight} in flight, ETA {eta / 60:.1f} min] "
+            f"{job.sampler:<20} {job.label:<6} {len(result.chains):>3} chains x "
+            f"{result.steps_run:>6} steps  grokked {grokked}/{len(result.chains)}  {wall:6.1f} s"
+        )
