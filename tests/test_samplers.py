@@ -10,6 +10,7 @@ pass or a failure is reproducible.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -204,8 +205,8 @@ def test_peer_classes_declare_the_cost_of_their_registry_entries(name):
 def test_hmc_cost_per_step_is_its_number_of_leapfrog_steps():
     hmc = samplers.lookup("hmc")
     default = hmc.params["num_leapfrog"].default
-    assert hmc.grad_evals_per_step({}) == hmc.grad_evals_per_step({"step_size": 0.1}) == default + 1
-    assert hmc.grad_evals_per_step({"num_leapfrog": 7, "adapt_steps": 100}) == 8
+    assert hmc.grad_evals_per_step({}) == hmc.grad_evals_per_step({"step_size": 0.1}) == default
+    assert hmc.grad_evals_per_step({"num_leapfrog": 7, "adapt_steps": 100}) == 7
     with pytest.raises(HyperparameterError, match="num_leapfrog must be a number"):
         hmc.grad_evals_per_step({"num_leapfrog": [4, 16]})  # one L for every chain
     with pytest.raises(HyperparameterError, match="single number"):
@@ -357,14 +358,83 @@ def test_optimizers_reach_the_mode_of_a_quadratic(name, hparams, steps, target):
 # -- HMC specifics ------------------------------------------------------------------------------
 
 
-def test_hmc_counts_leapfrog_gradients(target):
-    _, infos = run(
-        samplers.make("hmc", num_leapfrog=7, step_size=0.01),
-        target.init(0, 2),
-        target.potential(),
-        steps=2,
-    )
-    assert all(info.grad_evals == 8 for info in infos)
+def test_hmc_counts_leapfrog_gradients_and_caches_the_last(target):
+    """L + 1 gradients on the first step (init has no potential), then L: the gradient at the
+    end of a transition starts the next one, through adaptation and rejections alike."""
+    for adapt_steps in (0, 3):
+        _, infos = run(
+            samplers.make("hmc", num_leapfrog=7, step_size=0.15, adapt_steps=adapt_steps),
+            target.init(0, 8),
+            target.potential(),
+            steps=6,
+        )
+        assert [info.grad_evals for info in infos] == [8, 7, 7, 7, 7, 7]
+        accept = torch.stack([info.accept_prob for info in infos])
+        assert (accept < 0.5).any() and (accept > 0.5).any()  # both branches were taken
+
+
+def reference_hmc(theta, potential, steps, seed, step_size, num_leapfrog, temperature):
+    """HMC as it was written before the cache: every transition recomputes U and ∇U at its
+    start (float64 theta, so its energies are float64 as the sampler's are)."""
+    generator = torch.Generator().manual_seed(seed)
+    path = []
+    for _ in range(steps):
+        momentum = torch.randn(theta.shape, generator=generator, dtype=theta.dtype)
+        u0, grad = samplers.value_and_grad(potential, theta, None)
+        h0 = u0 / temperature + 0.5 * (momentum * momentum).sum(dim=1)
+        x, p = theta, momentum - 0.5 * step_size * grad / temperature
+        for i in range(num_leapfrog):
+            x = x + step_size * p
+            u1, grad = samplers.value_and_grad(potential, x, None)
+            p = p - (step_size if i < num_leapfrog - 1 else 0.5 * step_size) * grad / temperature
+        h1 = u1 / temperature + 0.5 * (p * p).sum(dim=1)
+        accept_prob = torch.exp(torch.clamp(h0 - h1, max=0.0))
+        uniform = torch.rand(theta.shape[0], generator=generator, dtype=theta.dtype)
+        theta = torch.where((uniform < accept_prob).unsqueeze(1), x, theta)
+        path.append((theta, accept_prob, u0))
+    return path
+
+
+def test_hmc_with_the_cache_follows_the_recomputing_trajectory(target):
+    theta = target.init(3, 6, dtype=torch.float64)
+    hparams = dict(step_size=0.13, num_leapfrog=5, temperature=0.5)
+    expected = reference_hmc(theta, target.potential(), steps=12, seed=7, **hparams)
+    sampler, potential = samplers.make("hmc", **hparams), target.potential()  # one object: cached
+    state, generator = sampler.init(theta), torch.Generator().manual_seed(7)
+    for theta_ref, accept_ref, u0_ref in expected:
+        state, info = sampler.step(state, potential, None, generator)
+        assert torch.equal(state.theta, theta_ref)  # bitwise: the same arithmetic, cached
+        assert torch.equal(info.accept_prob, accept_ref) and torch.equal(info.potential, u0_ref)
+    accepts = torch.stack([a for _, a, _ in expected])
+    assert ((accepts > 0.05) & (accepts < 0.95)).any()  # the test sees real rejections
+
+
+def test_hmc_recomputes_when_the_potential_or_batch_changes(target):
+    """The cache belongs to one potential object and one batch object: a new potential (another
+    prior here), a new batch, or a theta changed from outside mean recomputing."""
+    sampler = samplers.make("hmc", num_leapfrog=4, step_size=0.05)
+    theta = target.init(2, 3, dtype=torch.float64)
+    plain, tilted = target.potential(), target.potential(prior_precision=2.0)
+    state, generator = sampler.init(theta), torch.Generator().manual_seed(0)
+    state, info = sampler.step(state, plain, None, generator)
+    assert info.grad_evals == 5
+    before = state.theta
+    state, info = sampler.step(state, plain, None, generator)
+    assert info.grad_evals == 4
+    torch.testing.assert_close(info.potential, plain(before, None), rtol=1e-14, atol=0)
+    before = state.theta
+    state, info = sampler.step(state, tilted, None, generator)  # a new potential: recomputed
+    assert info.grad_evals == 5
+    torch.testing.assert_close(info.potential, tilted(before, None), rtol=1e-14, atol=0)
+    state, info = sampler.step(state, tilted, "another batch", generator)
+    assert info.grad_evals == 5
+    moved = dataclasses.replace(state, theta=state.theta + 0.1)  # theta changed from outside
+    state, info = sampler.step(moved, tilted, "another batch", generator)
+    assert info.grad_evals == 5
+    torch.testing.assert_close(info.potential, tilted(moved.theta, None), rtol=1e-14, atol=0)
+    same = dataclasses.replace(state, theta=state.theta.clone())  # same values: still valid
+    _, info = sampler.step(same, tilted, "another batch", generator)
+    assert info.grad_evals == 4
 
 
 def test_hmc_accepts_almost_surely_with_a_tiny_step(target):
@@ -378,6 +448,31 @@ def test_hmc_accepts_almost_surely_with_a_tiny_step(target):
     assert accept.min() > 0.999
 
 
+class OffsetQuadratic:
+    """U = 0.03 + ½‖theta‖²: a mean loss of ~0.03 around a quadratic mode, computed in theta's
+    dtype (a float32 theta gives a float32 value, as a network's loss would)."""
+
+    def __call__(self, theta, batch=None):
+        return 0.03 + 0.5 * (theta * theta).sum(dim=1)
+
+
+def test_hmc_metropolis_test_uses_float64_energies():
+    """At tau = 1e-10 a float32 U ≈ 0.03 is resolved to 1.9e-9 (19 nats) and H = U/tau ≈ 3e8 to
+    32 nats, so float32 energies give acceptance probabilities in {1, e^-32} and reject a quarter
+    of these proposals outright. Their true energy error is small (eps·sqrt(1/tau) = 0.2): in
+    float64 every acceptance is near 1, whether theta is float32 or float64."""
+    tau, potential = 1e-10, OffsetQuadratic()
+    draws = math.sqrt(tau) * torch.randn(100, 100, generator=torch.Generator().manual_seed(0))
+    hparams = dict(step_size=2e-6, num_leapfrog=5, temperature=tau)
+    means = []
+    for dtype in (torch.float32, torch.float64):
+        _, infos = run(samplers.make("hmc", **hparams), draws.to(dtype), potential, steps=20)
+        accept = torch.stack([info.accept_prob for info in infos]).double()
+        assert accept.min() > 0.5, float(accept.min())  # float32 energies: 1.3e-14 (= e^-32)
+        means.append(float(accept.mean()))
+    assert means[0] > 0.9 and abs(means[0] - means[1]) < 0.02, means  # float32 energies: 0.74
+
+
 def test_hmc_rejects_a_huge_step_and_stays_put(target):
     theta = target.init(0, 20, dtype=torch.float64)
     state, infos = run(
@@ -389,28 +484,30 @@ def test_hmc_rejects_a_huge_step_and_stays_put(target):
 
 
 def test_hmc_dual_averaging_reaches_the_target_acceptance():
-    """Dual averaging drives the mean acceptance during warm-up to the target; on a Gaussian
-    whose acceptance varies smoothly with the step, the frozen step keeps it there."""
+    """Dual averaging (Hoffman & Gelman 2014, Alg. 5) drives each chain's acceptance during
+    warm-up to the target; on a Gaussian whose acceptance varies smoothly with the step, the
+    frozen step keeps it there. It is per chain: half the chains run at tau = 0.01, where the
+    same acceptance needs a step sqrt(0.01) = 0.1 times as large."""
     target = standard_gaussian(10)
+    tau = torch.tensor([1.0] * 100 + [0.01] * 100, dtype=torch.float64)
     sampler = samplers.make(
-        "hmc", step_size=1.0, num_leapfrog=8, temperature=1.0, adapt_steps=300, target_accept=0.7
+        "hmc", step_size=1.0, num_leapfrog=8, temperature=tau, adapt_steps=300, target_accept=0.7
     )
-    state, infos = run(
-        sampler, target.init(0, 200, dtype=torch.float64), target.potential(), steps=500
-    )
-    accept = torch.stack([i.accept_prob.mean() for i in infos])
-    # 200 chains: the sd of a mean acceptance over 150+ steps is well below 0.02
-    assert abs(float(accept[150:300].mean()) - 0.7) < 0.05
-    assert abs(float(accept[300:].mean()) - 0.7) < 0.05
+    theta = target.init(0, 200, dtype=torch.float64) * tau.sqrt().unsqueeze(1)
+    state, infos = run(sampler, theta, target.potential(), steps=500)
+    assert [i.grad_evals for i in infos[:3]] == [9, 8, 8]  # the same count during warm-up
+    accept = torch.stack([i.accept_prob for i in infos])  # (steps, chains)
+    for group in (slice(0, 100), slice(100, 200)):
+        # 100 chains: the sd of a mean acceptance over 150+ steps is about 0.01
+        assert abs(float(accept[150:300, group].mean()) - 0.7) < 0.05
+        # the averaged iterate (a mean of log steps) lands a little above the target: 0.73-0.75
+        assert 0.65 < float(accept[300:, group].mean()) < 0.78
+    ratio = state.step_size[100:].log().mean() - state.step_size[:100].log().mean()
+    assert abs(float(ratio) - math.log(0.1)) < 0.15, float(ratio.exp())
     assert torch.equal(state.step_size, torch.exp(state.log_step_bar))  # frozen after warm-up
     frozen = state.step_size.clone()
-    state, _ = (
-        samplers.make("hmc", step_size=1.0, num_leapfrog=8, adapt_steps=300).step(
-            state, target.potential(), None, torch.Generator().manual_seed(1)
-        ),
-        None,
-    )
-    assert torch.equal(state[0].step_size, frozen)
+    state, _ = sampler.step(state, target.potential(), None, torch.Generator().manual_seed(1))
+    assert torch.equal(state.step_size, frozen)
 
 
 # -- Riemannian Langevin specifics --------------------------------------------------------------
