@@ -120,7 +120,7 @@ class Task(Protocol):
         """The full training batch (``None`` for data-free tasks)."""
         ...
 
-    def to(self, device: torch.device | str) -> TableTask:
+    def to(self, device: torch.device | str) -> Task:
         """Move the task's data to ``device`` in place and return the task."""
         ...
 
