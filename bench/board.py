@@ -1,8 +1,13 @@
-"""A leaderboard's numbers, computed from the store: per sampler, the fresh-seed chains'
-Kaplan–Meier estimates (time to grok in gradient evaluations, steps and seconds; time to
-memorise; t_grok / t_mem), divergence and acceptance, and the speed-up and log-rank test against
-the baseline; rows ranked by the median gradient evaluations to grok (not reached last, never
-dropped). Rendering them is :mod:`bench.reports`' job."""
+"""A leaderboard's numbers, computed from the store.
+
+Per sampler, over its chosen configuration's fresh-seed chains: the Kaplan–Meier estimates of
+gradient evaluations (also steps and seconds) to sustained grokking, of Power et al.'s first
+touch and of memorization, and of t_grok / t_mem; how many chains grokked, how many *end* the
+run generalized, how many diverged; the mean Metropolis acceptance; and effect sizes (ratios of
+KM medians with bootstrap intervals) against the random-walk baselines of the claim (SGD, SGLD)
+and AdamW. Rows are ranked by the median gradient evaluations to grok; rows whose median is not
+reached rank last and are never dropped. Rendering is :mod:`bench.markdown`'s job.
+"""
 
 from __future__ import annotations
 
@@ -29,18 +34,20 @@ class SamplerStats:
     evals_per_step: int
     budget_evals: int
     n: int
-    grokked: int
+    grokked: int  # sustained grokking
+    touched: int  # reached the target at least once (Power et al.)
+    generalized: int  # end the run finite with validation accuracy >= target
     memorized: int
     diverged: int
     grok_evals: Survival
     grok_steps: Survival
     grok_seconds: Survival
+    touch_evals: Survival
     mem_evals: Survival
-    ratio: Survival | None  # t_grok / t_mem over the chains that memorised
+    ratio: Survival | None  # t_grok / t_mem over the chains that memorised after step 0
     accept: float | None  # mean acceptance probability (Metropolis samplers only)
     peer: str | None = None  # the library of a peer implementation (``blackjax``), else None
-    speedup: Ratio | None = None
-    logrank_p: float | None = None
+    effects: dict[str, Ratio] = field(default_factory=dict)  # against sgd, sgld, adamw
     rank: int = 0
 
     @property
@@ -58,12 +65,14 @@ class SamplerStats:
 
 @dataclass
 class Board:
+    """One comparison (one task, one start) as numbers."""
+
     task: str
     description: str
     target: float
     compare: Compare
     rows: list[SamplerStats]  # the tuned samplers, ranked
-    baseline: str | None
+    against: list[str]  # the samplers effect sizes are computed against, where present
     reference: SamplerStats | None = None  # the task's own optimizer setting, untuned
     devices: list[str] = field(default_factory=list)
     code_versions: list[str] = field(default_factory=list)
@@ -71,7 +80,16 @@ class Board:
 
     @property
     def slug(self) -> str:
-        return self.task
+        return self.task if self.start == "init" else f"{self.task}.{self.start}"
+
+    @property
+    def start(self) -> str:
+        return self.compare.protocol.get("start", "init")
+
+    @property
+    def eval_every(self) -> int:
+        """The evaluation grid in gradient evaluations: every time is known to this resolution."""
+        return int(self.compare.protocol.get("eval_every") or 1)
 
     @property
     def all_rows(self) -> list[SamplerStats]:
@@ -80,17 +98,16 @@ class Board:
 
 def build_board(store: Store, compare: Compare, description: str | None = None) -> Board:
     """The leaderboard of one comparison, computed from its stored runs."""
-    entries = store.entries(compare.key)
-    baseline_name = compare.protocol.get("baseline", "adamw")
+    protocol = compare.protocol
     rows = []
     wall = 0.0
     devices: list[str] = []
     codes: list[str] = []
-    for entry in entries:
+    for entry in store.entries(compare.key):
         runs = [store.get_run(k) for k in entry.final_runs]
         if any(r is None for r in runs):
             continue  # a half-recorded entry cannot happen (entries follow their runs); be safe
-        rows.append(_stats(entry, runs, compare.protocol))
+        rows.append(_stats(entry, runs, protocol))
         for key in [*entry.tuning_runs, *entry.final_runs]:
             record = store.get_run(key, curves=False)
             if record is None:
@@ -100,17 +117,19 @@ def build_board(store: Store, compare: Compare, description: str | None = None) 
             _add(codes, record.code_version)
     reference = next((r for r in rows if r.is_reference), None)
     rows = [r for r in rows if not r.is_reference]
-    baseline = next((r for r in rows if r.sampler == baseline_name), None)
+    wanted = protocol.get("effect_sizes_against") or [protocol.get("baseline", "adamw")]
+    tuned = {r.sampler: r for r in rows}
+    against = [name for name in wanted if name in tuned]
     for row in [*rows, *([reference] if reference else [])]:
-        if baseline is not None and row is not baseline:
-            mine, theirs = _times(row), _times(baseline)
-            row.speedup = metrics.speedup(mine, theirs)
-            row.logrank_p = metrics.logrank_p(mine, theirs)
+        for name in against:
+            other = tuned[name]
+            if row is not other:
+                row.effects[name] = metrics.speedup(_times(row), _times(other))
     rows.sort(key=_rank_key)
     for i, row in enumerate(rows, start=1):
         row.rank = i
     if description is None:
-        description = compare.protocol.get("task_description", compare.task)
+        description = protocol.get("task_description", compare.task)
     target = rows[0].runs[0].result.target if rows and rows[0].runs[0].result.target else 0.99
     return Board(
         task=compare.task,
@@ -118,7 +137,7 @@ def build_board(store: Store, compare: Compare, description: str | None = None) 
         target=target,
         compare=compare,
         rows=rows,
-        baseline=baseline.sampler if baseline else None,
+        against=against,
         reference=reference,
         devices=devices,
         code_versions=codes,
@@ -140,7 +159,7 @@ def _stats(entry: Entry, runs: list[RunRecord], protocol: Mapping[str, Any]) -> 
     censor_seconds = [r.result.seconds_train for r in runs for _ in r.result.chains]
     memorized = [c for c in chains if c.t_mem is not None]
     ratio = None
-    if memorized:
+    if any(c.t_mem for c in memorized):  # from a memorized start t_mem = 0: no ratio
         ratio = metrics.kaplan_meier(
             [c.t_grok / c.t_mem if c.t_grok is not None and c.t_mem else None for c in memorized],
             [c.censored_at / c.t_mem if c.t_mem else math.inf for c in memorized],
@@ -157,11 +176,14 @@ def _stats(entry: Entry, runs: list[RunRecord], protocol: Mapping[str, Any]) -> 
         budget_evals=budget,
         n=len(chains),
         grokked=sum(c.grokked for c in chains),
+        touched=sum(c.t_touch is not None for c in chains),
+        generalized=sum(c.generalized for c in chains),
         memorized=len(memorized),
         diverged=sum(c.diverged for c in chains),
         grok_evals=metrics.kaplan_meier([c.t_grok_grad_evals for c in chains], censor_evals),
         grok_steps=metrics.kaplan_meier([c.t_grok for c in chains], censor_steps),
         grok_seconds=metrics.kaplan_meier([c.t_grok_seconds for c in chains], censor_seconds),
+        touch_evals=metrics.kaplan_meier([c.t_touch_grad_evals for c in chains], censor_evals),
         mem_evals=metrics.kaplan_meier([c.t_mem_grad_evals for c in chains], censor_evals),
         ratio=ratio,
         accept=accept,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import tasks
 from bench import compare as comparison
 from bench import reports, speed
 from bench.allocator import keep_freed_memory, tune_from_environment
+from bench.jobs import LocalExecutor
 from bench.run import RunResult, run
 from bench.store import DEFAULT_PATH, Store, StoreError, check_creatable
 
@@ -242,7 +244,7 @@ def parse_samplers(text: str | None) -> list[str]:
     return seen
 
 
-def preset_overrides(args: argparse.Namespace) -> dict[str, int]:
+def preset_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The protocol numbers given on the command line, each checked to be at least 1."""
     overrides = {
         "budget": args.budget,
@@ -250,9 +252,24 @@ def preset_overrides(args: argparse.Namespace) -> dict[str, int]:
         "trials": args.trials,
         "tune_seeds": args.tune_seeds,
         "seeds": args.seeds,
+        "confirm": args.confirm,
+        "batch_size": args.batch_size,
     }
     at_least_one(**overrides)
     return {k: v for k, v in overrides.items() if v is not None}
+
+
+def parse_starts(text: str | None, preset: comparison.Preset) -> tuple[str, ...]:
+    """The protocols to run: ``--start memorized|init|both``, else the preset's."""
+    if text is None:
+        return preset.starts
+    return comparison.STARTS if text == "both" else (text,)
+
+
+def default_workers(device: str) -> int:
+    """One single-threaded worker per core on a CPU (two jobs side by side use both cores); one
+    on a GPU, whose jobs are vectorized over chains already."""
+    return max(1, os.cpu_count() or 1) if device == "cpu" else 1
 
 
 def check_store_path(path: Path) -> None:
@@ -274,19 +291,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     device = setup_device(args.device, args.threads, default_threads=1)
     if device == "cpu":
         log(f"CPU threads: {torch.get_num_threads()} (--threads to change)")
+    at_least_one(workers=args.workers)
+    workers = args.workers or default_workers(device.split(":")[0])
     out = Path(args.reports)
     reports.check_writable(out)
     check_store_path(Path(args.store))
 
     preset = comparison.choose_preset(
-        args.preset, overrides, args.task, names, device.split(":")[0], log
+        args.preset, overrides, args.task, names, device.split(":")[0], log, workers=workers
     )
-    task = tasks.make(preset.task) if preset.task else asked
-    if args.preset != "auto" and task.name != asked.name:
-        log(f"the {preset.name} preset runs on {task.name}, not on {asked.name}")
+    starts = parse_starts(args.start, preset)
+    task = preset.task_for(args.task)
+    if task.config.get("model") != asked.config.get("model"):
+        log(
+            f"the {preset.name} preset runs {asked.name}'s data and split with the "
+            f"{task.config.get('model')} model instead of the {asked.config.get('model')}; "
+            "--preset paper runs the task as registered"
+        )
     resolved = preset.resolve(task)
     for name in names:
-        size = len(comparison.search_space(name, task).grid(task.reference))
+        size = len(comparison.search_space(name, task).grid(task))
         if size < resolved.trials:
             raise BadInput(
                 f"--trials {resolved.trials} is more than the {size} points of {name}'s search "
@@ -297,22 +321,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"compare {task.name}: preset {preset.name}, {len(names)} samplers "
             f"({', '.join(names)}), {resolved.trials} trials x {resolved.tune_seeds} seed(s) "
             f"each, then {resolved.seeds} fresh seeds; budget {resolved.budget} gradient "
-            f"evaluations per chain; store {store.path}"
+            f"evaluations per chain; start(s) {', '.join(starts)}; {workers} worker(s); "
+            f"store {store.path}"
         )
         tick = time.perf_counter()
-        key = comparison.compare(
-            task,
-            names,
-            preset,
-            store,
-            device=device,
-            progress=False if args.no_progress else None,
-            log=log,
-            asked=args.task,
-        )
+        keys = []
+        with LocalExecutor(workers) as executor:
+            for start in starts:
+                log(f"protocol: {start} start")
+                keys.append(
+                    comparison.compare(
+                        task,
+                        names,
+                        preset,
+                        store,
+                        start=start,
+                        executor=executor,
+                        device=device,
+                        log=log,
+                        asked=args.task,
+                    )
+                )
         log(f"compare finished in {(time.perf_counter() - tick) / 60:.1f} min")
         if not args.no_report:
-            for path in reports.write_reports(store, out, compare_keys=[key]):
+            for path in reports.write_reports(store, out, compare_keys=keys):
                 log(f"wrote {path}")
     return 0
 
@@ -406,8 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Tune every sampler with the same budget in gradient evaluations, run the best "
             "configuration on fresh seeds, store every run (a rerun or a resumed run reuses "
-            "them) and write reports/<task>.md. On a CPU the default preset is the CPU preset "
-            f"on {comparison.CPU_TASK}; see bench/compare/protocol.py for the protocol and "
+            "them) and write reports/<task>.md. On a CPU the default preset is the CPU preset: "
+            f"the task's data with the {comparison.CPU_MODEL} model, from memorized "
+            "checkpoints; see bench/compare/protocol.py for the protocol and "
             "bench/compare/spaces.py for the search spaces."
         ),
     )
@@ -434,8 +467,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default on a CPU: 1)"
     )
+    p.add_argument(
+        "--start",
+        choices=["memorized", "init", "both"],
+        default=None,
+        help="memorized: every sampler from shared memorized checkpoints (the exploration "
+        "protocol); init: from the task's initialization; both (default: the preset's)",
+    )
+    p.add_argument(
+        "--confirm",
+        type=int,
+        default=None,
+        help="window of sustained grokking in gradient evaluations (default: the rest of the run)",
+    )
+    p.add_argument("--batch-size", type=int, default=None, help="minibatch (default: full batch)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="jobs trained side by side (default: one per core on a CPU, 1 on a GPU)",
+    )
     p.add_argument("--no-report", action="store_true", help="only fill the store")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(

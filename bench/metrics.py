@@ -150,12 +150,18 @@ def median_time(times: Sequence[float | None], censored_at: Sequence[float]) -> 
 
 
 def _median_fast(events: np.ndarray, observed: np.ndarray) -> float:
-    """KM median of one bootstrap resample (``inf`` when not reached), without the band."""
+    """KM median of one bootstrap resample (``inf`` when not reached), without the band: the
+    product-limit estimate walked over the distinct event times in numpy, the same number as
+    :func:`kaplan_meier`'s median (tested) at a fraction of scipy's per-call cost."""
     if not observed.any():
         return math.inf
-    data = stats.CensoredData(uncensored=events[observed], right=events[~observed])
-    sf = stats.ecdf(data).sf
-    value = crossing(sf.quantiles, sf.probabilities, float(events.max()))
+    order = np.argsort(events, kind="stable")
+    times, hits = events[order], observed[order]
+    distinct = np.unique(times[hits])
+    at_risk = len(times) - np.searchsorted(times, distinct, side="left")
+    deaths = np.array([np.count_nonzero(hits & (times == t)) for t in distinct])
+    sf = np.cumprod(1.0 - deaths / at_risk)
+    value = crossing(distinct, sf, float(times[-1]))
     return math.inf if value is None else value
 
 

@@ -97,7 +97,6 @@ class RunResult:
     budget: int
     eval_every: int
     batch_size: int | None
-    confirm: int | None  # the confirmation window in steps; None = the rest of the run
     device: str
     steps_run: int
     grad_evals_per_step: int
@@ -106,6 +105,7 @@ class RunResult:
     chains: list[ChainResult]
     curves: list[dict[str, float]]  # one row per (evaluation, chain)
     target: float | None = None
+    confirm: int | None = None  # the confirmation window in steps; None = the rest of the run
     theta: Tensor | None = field(default=None, repr=False)  # (C, D) final positions; not stored
 
     @property

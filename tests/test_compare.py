@@ -18,7 +18,7 @@ import samplers
 import tasks
 from bench import compare as C
 from bench import board as boards
-from bench import reports
+from bench import markdown, reports
 from bench.__main__ import main
 from bench.store import Store
 
@@ -47,7 +47,7 @@ def test_every_sampler_has_a_search_space_with_enough_valid_trials(name, task_na
     task = tasks.make(task_name)
     assert C.family(task) == ("quadratic" if "quadratic" in task_name else "default")
     space = C.search_space(name, task)
-    grid = space.grid(task.reference)
+    grid = space.grid(task)
     assert len(grid) >= max(p.trials for p in C.PRESETS.values()), "unequal tuning budgets"
     for trial in C.trials_for(name, task, len(grid)):
         samplers.make(name, **trial["hparams"])  # every grid point is a valid configuration
@@ -63,7 +63,7 @@ def test_trials_are_a_fixed_subset_of_the_grid(tiny_task):
     a = C.trials_for("sgld", tiny_task, 8)
     assert a == C.trials_for("sgld", tiny_task, 8)
     assert len(a) == 8 and len({repr(t) for t in a}) == 8
-    grid = C.search_space("sgld", tiny_task).grid(tiny_task.reference)
+    grid = C.search_space("sgld", tiny_task).grid(tiny_task)
     assert all(t["search"] in grid for t in a)
     adam = C.trials_for("adamw", tiny_task, 100)
     ref = tiny_task.reference
@@ -80,7 +80,7 @@ def test_trials_cover_every_axis_evenly(name):
         trials = C.trials_for(name, task, k)
         assert len(trials) == k
         for axis in space.axes:
-            values = axis.resolve(task.reference)
+            values = axis.resolve(task)
             counts = [sum(t["search"][axis.name] == v for t in trials) for v in values]
             assert max(counts) - min(counts) <= 1, (axis.name, counts)
 
@@ -95,9 +95,12 @@ def test_hmc_step_size_shrinks_like_sqrt_temperature(tiny_task):
 def test_budgets_are_equal_in_gradient_evaluations(tiny_task):
     preset = replace(C.PRESETS["smoke"], budget=600, eval_every=30).resolve(tiny_task)
     hmc = C.trials_for("hmc", tiny_task, 2)
-    (job, members), *_ = C.jobs_for("hmc", hmc, [0], preset, "tune")
+    warmup = C.search_space("hmc", tiny_task).warmup
+    (job, members), *_ = C.jobs_for("hmc", hmc, [0], preset, "tune", warmup=warmup)
     L = hmc[0]["hparams"]["num_leapfrog"]
-    assert job.steps == 600 // (L + 1) and job.eval_every == 30 // (L + 1)
+    # a step costs L (the start gradient is carried over); the warm-up is a share of the steps
+    assert job.steps == 600 // L and job.eval_every == max(1, 30 // L)
+    assert job.hparams["adapt_steps"] == int(0.2 * job.steps)
     (job, members), *_ = C.jobs_for("sgld", C.trials_for("sgld", tiny_task, 2), [0, 1], preset, "t")
     assert job.steps == 600 and job.eval_every == 30
     assert members == [(0, 0), (0, 1), (1, 0), (1, 1)]  # one chain per (trial, seed)
@@ -117,7 +120,7 @@ def test_jobs_split_by_settings_that_cannot_vary_per_chain(tiny_task):
     jobs = C.jobs_for("hmc", configs, [0, 1], preset, "tune")
     assert [len(job.seeds) for job, _ in jobs] == [3, 1, 2]  # L=2: 4 chains in 3 + 1; L=5: 2
     assert {job.hparams["num_leapfrog"] for job, _ in jobs} == {2, 5}
-    assert jobs[2][0].steps == preset.budget // 6
+    assert jobs[2][0].steps == preset.budget // 5  # L = 5 gradient evaluations a step
 
 
 # -- the whole protocol, in process -----------------------------------------------------------
@@ -126,7 +129,7 @@ def test_compare_records_everything_and_a_rerun_reuses_it(tmp_path, tiny_task):
     lines: list[str] = []
     names = ["adamw", "hmc"]
     with Store(tmp_path / "s.sqlite") as store:
-        key = C.compare(tiny_task, names, preset, store, progress=False, log=lines.append)
+        key = C.compare(tiny_task, names, preset, store, log=lines.append)
         runs, chains = store.count("runs"), store.count("chains")
         entries = store.entries(key)
         assert [(e.sampler, e.role) for e in entries] == [
@@ -151,13 +154,13 @@ def test_compare_records_everything_and_a_rerun_reuses_it(tmp_path, tiny_task):
             evals = C.grad_evals_per_step(entry.sampler, entry.chosen["hparams"])
             assert final.budget * evals <= 200 and final.grad_evals_per_step == evals
         again: list[str] = []
-        assert C.compare(tiny_task, names, preset, store, progress=False, log=again.append) == key
+        assert C.compare(tiny_task, names, preset, store, log=again.append) == key
         assert (store.count("runs"), store.count("chains")) == (runs, chains)
         assert again[-1].strip().startswith("0 runs trained")
         board = boards.build_board(store, store.compares()[0])
     assert {r.sampler for r in board.rows} == set(names)  # not-reached rows are kept
     assert board.reference is not None and board.reference.n == 3
-    text = reports.render(board)
+    text = markdown.render_page([board], {})
     for name in names:
         assert f"`{name}`" in text
 
@@ -189,7 +192,6 @@ def _compare_cmd(store: Path, reports: Path) -> list[str]:
         str(reports),
         "--threads",
         "1",
-        "--no-progress",
     ]
 
 
@@ -305,7 +307,7 @@ def test_peers_with_a_varying_cost_per_step_are_refused_and_peer_rows_are_marked
     from bench.board import peer_of
 
     assert grad_evals_per_step("blackjax.sgld", {}) == 1
-    assert grad_evals_per_step("hmc", {"num_leapfrog": 7}) == 8
+    assert grad_evals_per_step("hmc", {"num_leapfrog": 7}) == 7  # the start gradient carried over
     for peer in ("blackjax.hmc", "blackjax.nuts", "blackjax.sghmc", "pyro.nuts"):
         with pytest.raises(ValueError, match="varying number of gradient evaluations"):
             grad_evals_per_step(peer, {})

@@ -17,7 +17,7 @@ import pytest
 import tasks
 from bench import compare as C
 from bench import board as boards
-from bench import reports
+from bench import markdown, reports
 from bench.__main__ import main
 from bench.run import ChainResult, RunResult
 from bench.store import Entry, Store
@@ -27,14 +27,15 @@ BUDGET = 3000  # gradient evaluations
 EVERY = 100
 
 # Per sampler: evaluations per step, and per chain (t_mem, t_grok) in gradient evaluations
-# (None = not reached within the budget), diverged chains marked "div".
+# (None = not reached within the budget), or (t_mem, None, t_touch) for a chain that touched the
+# target and fell back; diverged chains marked "div".
 OUTCOMES = {
     "adamw": (
         1,
         [(200, 1200), (200, 1500), (300, 1100), (200, 1300), (300, 1400), (200, 1200)]
         + [(300, None), (200, 1300)],
     ),
-    "sgld": (1, [(500, 2500), (600, 2800)] + [(500, None)] * 5 + [(None, None)]),
+    "sgld": (1, [(500, 2500), (600, 2800), (500, None, 1800)] + [(500, None)] * 4 + [(None, None)]),
     "hmc": (5, [(1000, None)] * 8),
     "sgd": (1, [(400, 900), (400, 1000), (500, 800), "div", (400, 1100)] + [(400, 950)] * 3),
 }
@@ -62,7 +63,8 @@ def _chain(c, outcome, per_step, hparams, accept):
             diverged_step=700,
             final={"val_acc": 0.0},
         )
-    mem, grok = outcome
+    mem, grok, touch = (*outcome, None) if len(outcome) == 2 else outcome
+    touch = grok if touch is None else touch
 
     def s(evals):
         return None if evals is None else evals // per_step
@@ -78,6 +80,9 @@ def _chain(c, outcome, per_step, hparams, accept):
         t_mem_seconds=None if mem is None else mem / 1000,
         t_grok_seconds=None if grok is None else grok / 1000,
         censored_at=steps,
+        t_touch=s(touch),
+        t_touch_grad_evals=touch,
+        generalized=grok is not None,
         accept_rate=accept,
         final={"val_acc": 1.0 if grok else 0.3},
     )
@@ -128,7 +133,16 @@ def fill(store: Store, task) -> str:
         scored = []
         for i, trial in enumerate(trials):
             grok = 1500.0 + 100 * i if name in ("adamw", "sgd") and i > 0 else None
-            score = [grok, -1.0 if grok else 0.0, 0.0, -0.9 if grok else -0.2, 300.0]
+            bad = name == "sgd" and i == 2
+            score = [
+                grok is None,
+                bad,
+                grok,
+                -1.0 if grok else 0.0,
+                0.0,
+                -0.9 if grok else -0.2,
+                300.0,
+            ]
             scored.append({**trial, "chains": [[tune_key, i]], "score": score})
         store.put_entry(Entry(key, name, scored, [tune_key], chosen, [final_key]))
     name, chosen = C.reference_config(task)
@@ -173,7 +187,7 @@ def test_markdown_matches_the_golden_file(tmp_path, task):
     with Store(tmp_path / "s.sqlite") as store:
         fill(store, task)
         board = boards.build_board(store, store.compares()[0])
-    text = reports.render(board, {"accuracy": "a.png", "survival": "s.png"})
+    text = markdown.render_page([board], {board.slug: {"accuracy": "a.png", "survival": "s.png"}})
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(text, encoding="utf-8")
@@ -186,17 +200,20 @@ def test_ranking_keeps_not_reached_rows_last(tmp_path, task):
         board = boards.build_board(store, store.compares()[0])
     assert [r.sampler for r in board.rows] == ["sgd", "adamw", "sgld", "hmc"]
     sgd, adamw, sgld, hmc = board.rows
-    assert sgd.diverged == 1 and sgd.grokked == 7
+    assert sgd.diverged == 1 and sgd.grokked == 7 and sgd.generalized == 7
+    assert (sgld.grokked, sgld.touched, sgld.generalized) == (2, 3, 2)  # one touched, fell back
     assert adamw.grok_evals.median == 1300 and adamw.grok_steps.median == 1300
     assert sgld.grok_evals.median is None and hmc.grok_evals.median is None  # shown, not dropped
     assert hmc.evals_per_step == 5 and hmc.grok_steps.last == 600
     assert hmc.accept == pytest.approx(0.61) and adamw.accept is None
-    assert sgd.speedup.value == pytest.approx(1300 / 950)
-    assert sgld.speedup.value == 0.0 and sgld.logrank_p < 0.01
+    assert sgd.effects["adamw"].value == pytest.approx(1300 / 950)
+    assert sgld.effects["adamw"].value == 0.0  # not reached against reached
+    assert adamw.effects["sgd"].value == pytest.approx(950 / 1300)
+    assert "sgld" not in sgld.effects and "adamw" not in adamw.effects
     ref = board.reference
     assert ref.is_reference and ref.label == "adamw (reference)" and ref not in board.rows
     assert ref.grok_evals.median == 910 and ref.mem_evals.median == 150  # 900 and 920: midpoint
-    assert ref.speedup.value == pytest.approx(1300 / 910)
+    assert ref.effects["adamw"].value == pytest.approx(1300 / 910)
 
 
 def test_write_reports_and_the_report_command(tmp_path, task):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from bench import metrics
@@ -125,3 +126,16 @@ def test_logrank_separates_clearly_different_groups():
     assert metrics.logrank_p(early, late) < 1e-3
     assert metrics.logrank_p(early, early) == pytest.approx(1.0)
     assert metrics.logrank_p(late, late) is None
+
+
+def test_the_bootstrap_median_equals_the_kaplan_meier_median():
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(1, 12))
+        times = rng.choice([100.0, 200.0, 300.0, 400.0, 500.0], size=n)
+        observed = rng.random(n) < 0.6
+        slow = metrics.kaplan_meier(
+            [float(t) if o else None for t, o in zip(times, observed, strict=True)], list(times)
+        ).median
+        fast = metrics._median_fast(times, observed)
+        assert (slow is None and math.isinf(fast)) or fast == slow

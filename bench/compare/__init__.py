@@ -5,16 +5,17 @@ The protocol is stated in :mod:`bench.compare.protocol`; the package reads top t
 * :mod:`~bench.compare.spaces`: what each sampler may try (grids per model family, balanced draw);
 * :mod:`~bench.compare.presets`: how much (budget, trials, seeds) and the runtime estimate;
 * :mod:`~bench.compare.protocol`: how a trial is scored and what a comparison's key covers;
-* :mod:`~bench.compare.jobs`: chains packed into vectorized jobs, each trained once via the store;
+* :mod:`~bench.compare.jobs`: chains packed into vectorized jobs (trained by :mod:`bench.jobs`);
 * :mod:`~bench.compare.loop`: the main loop that ties them together.
 """
 
-from bench.compare.jobs import Job, Runner, grad_evals_per_step, jobs_for
+from bench.compare.jobs import grad_evals_per_step, jobs_for
 from bench.compare.loop import compare
 from bench.compare.presets import (
     CPU_LIMIT_MINUTES,
-    CPU_TASK,
+    CPU_MODEL,
     PRESETS,
+    STARTS,
     Preset,
     choose_preset,
     estimate_minutes,
@@ -34,14 +35,13 @@ from bench.compare.spaces import (
 __all__ = [
     "BASELINE",
     "CPU_LIMIT_MINUTES",
-    "CPU_TASK",
+    "CPU_MODEL",
     "FRESH_SEED",
     "PRESETS",
     "SEARCH_SPACES",
+    "STARTS",
     "Axis",
-    "Job",
     "Preset",
-    "Runner",
     "SearchSpace",
     "balanced_subset",
     "choose_preset",

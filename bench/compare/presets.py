@@ -97,7 +97,9 @@ PRESETS: dict[str, Preset] = {
         trials=2,
         tune_seeds=1,
         seeds=3,
-        description="a few hundred gradient evaluations, for tests and CI",
+        starts=("memorized",),
+        description="a few hundred gradient evaluations from memorized checkpoints, for tests "
+        "and CI",
     ),
 }
 

@@ -146,6 +146,7 @@ def protocol_for(
         search_family=family(task),
         task_description=task.description,
         asked_task=asked or task.name,
+        model_override=preset.model,
     )
     return key, protocol
 
