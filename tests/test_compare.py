@@ -16,9 +16,9 @@ import torch
 
 import samplers
 import tasks
-from bench import compare as C
 from bench import board as boards
-from bench import markdown, reports
+from bench import compare as C
+from bench import markdown
 from bench.__main__ import main
 from bench.store import Store
 
@@ -303,8 +303,8 @@ def test_report_without_a_store_exits_2(tmp_path, capsys):
 
 
 def test_peers_with_a_varying_cost_per_step_are_refused_and_peer_rows_are_marked():
-    from bench.compare import grad_evals_per_step
     from bench.board import peer_of
+    from bench.compare import grad_evals_per_step
 
     assert grad_evals_per_step("blackjax.sgld", {}) == 1
     assert grad_evals_per_step("hmc", {"num_leapfrog": 7}) == 7  # the start gradient carried over

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import tasks
-from bench import compare as C
 from bench import board as boards
-from bench import markdown, reports
+from bench import compare as C
+from bench import markdown
 from bench.__main__ import main
 from bench.run import ChainResult, RunResult
 from bench.store import Entry, Store

@@ -9,12 +9,15 @@ compared with ours in one run.
 Registered names (the prefix names the library)::
 
     blackjax.sgld   blackjax.sghmc   blackjax.hmc   blackjax.nuts   pyro.hmc   pyro.nuts
+    posteriors.sgld   posteriors.sghmc
 
 Hyperparameters keep *our* names and meanings (``step_size`` is our h, ``temperature`` our tau);
 each wrapper maps them onto the library's own convention and says how in its docstring. The
 BlackJAX wrappers run a jitted, ``jax.vmap``-ed kernel on a JAX port of the potential
 (:mod:`samplers.peers.jax_tasks`); the Pyro wrappers call ``HMC``/``NUTS`` with ``potential_fn`` on
-the torch potential itself, one kernel per chain.
+the torch potential itself, one kernel per chain; the posteriors wrappers
+(:mod:`samplers.peers.posteriors_backend`) call its torch-native SGLD and SGHMC on the torch
+potential, all chains at once.
 
 Importing :mod:`samplers` does not import jax, blackjax or pyro (their imports take seconds): the
 registry holds a :class:`LazyPeer` per name, which carries the declarations a caller needs
@@ -23,9 +26,9 @@ the backend module on the first ``samplers.make``. A peer class, and its ``LazyP
 ``peer`` attribute naming the library (``"blackjax"`` or ``"pyro"``); our own samplers have none,
 so ``getattr(samplers.lookup(name), "peer", None)`` tells a peer row from ours.
 
-Install: ``pip install jax blackjax pyro-ppl`` (CPU jax by default). For a GPU, install the CUDA
-build of jax (``pip install -U "jax[cuda12]"``) beside the CUDA build of torch; tensors cross
-between the two through DLPack on the same device.
+Install: ``pip install jax blackjax pyro-ppl posteriors`` (CPU jax by default). For a GPU,
+install the CUDA build of jax (``pip install -U "jax[cuda12]"``) beside the CUDA build of torch;
+tensors cross between the two through DLPack on the same device.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from samplers.base import Param, Sampler
 
 BLACKJAX_MODULE = "samplers.peers.blackjax_backend"
 PYRO_MODULE = "samplers.peers.pyro_backend"
+POSTERIORS_MODULE = "samplers.peers.posteriors_backend"
 
 _POSITIVE = dict(low=0.0, low_open=True)
 _TEMPERATURE = Param(
@@ -125,19 +129,39 @@ PARAMS: dict[str, dict[str, Param]] = {
             10, low=1, integer=True, per_chain=False, why="at least one tree doubling"
         ),
     },
+    "posteriors.sgld": {
+        "step_size": Param(1e-3, **_POSITIVE, why="the step size must be positive"),
+        "temperature": Param(
+            1e-5, low=0.0, why="a temperature is non-negative (0 is gradient descent)"
+        ),
+    },
+    "posteriors.sghmc": {
+        "step_size": Param(1e-3, **_POSITIVE, why="the learning rate must be positive"),
+        "friction": Param(
+            0.1,
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            why="friction alpha in (0, 1], as in our sghmc",
+        ),
+        "temperature": Param(
+            1e-5, low=0.0, why="a temperature is non-negative (0 is gradient descent)"
+        ),
+    },
 }
 
 
 #: Peers whose cost per step is fixed in advance: gradient evaluations per step.
-FIXED_GRAD_EVALS = {"blackjax.sgld": 1}
+FIXED_GRAD_EVALS = {"blackjax.sgld": 1, "posteriors.sgld": 1, "posteriors.sghmc": 1}
 
 
 def grad_evals_per_step(name: str, hparams: Mapping[str, Any]) -> int:
     """Gradient evaluations one step of peer ``name`` costs (``Sampler.grad_evals_per_step``).
 
-    Only ``blackjax.sgld`` has a fixed cost (1). BlackJAX's HMC caches a gradient, its SGHMC
-    takes ``num_integration_steps`` inner steps, and NUTS and Pyro's kernels spend a number that
-    depends on the trajectory (and more during adaptation): for those a ``ValueError`` says so.
+    ``blackjax.sgld``, ``posteriors.sgld`` and ``posteriors.sghmc`` have a fixed cost (1).
+    BlackJAX's HMC caches a gradient, its SGHMC takes ``num_integration_steps`` inner steps, and
+    NUTS and Pyro's kernels spend a number that depends on the trajectory (and more during
+    adaptation): for those a ``ValueError`` says so.
     """
     del hparams
     if name in FIXED_GRAD_EVALS:
@@ -177,7 +201,7 @@ class LazyPeer:
         try:
             module = importlib.import_module(self.module)
         except ModuleNotFoundError as err:
-            package = {"blackjax": "jax blackjax", "pyro": "pyro-ppl"}[self.peer]
+            package = {"blackjax": "jax blackjax", "pyro": "pyro-ppl"}.get(self.peer, self.peer)
             raise PeerUnavailableError(
                 f"{self.name} needs {err.name!r}, which is not installed: pip install {package}"
             ) from err
@@ -236,6 +260,22 @@ PEERS: tuple[LazyPeer, ...] = (
         "Pyro's NUTS through potential_fn on the torch potential, one kernel per chain.",
         metropolis=True,
         params=PARAMS["pyro.nuts"],
+    ),
+    LazyPeer(
+        "posteriors.sgld",
+        "posteriors",
+        POSTERIORS_MODULE,
+        "PosteriorsSGLD",
+        "posteriors' SGLD (torch.func) on the torch potential, all chains as one tensor.",
+        params=PARAMS["posteriors.sgld"],
+    ),
+    LazyPeer(
+        "posteriors.sghmc",
+        "posteriors",
+        POSTERIORS_MODULE,
+        "PosteriorsSGHMC",
+        "posteriors' SGHMC: moves with the old momentum (explicit), so not equal to ours.",
+        params=PARAMS["posteriors.sghmc"],
     ),
 )
 
