@@ -47,12 +47,16 @@ def parse_value(text: str) -> Any:
 
 
 def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
+    """``--set key=value`` pairs as a dict; a key given twice is refused, not overwritten."""
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise BadInput(f"--set takes key=value, got {pair!r}")
-        out[key.strip()] = parse_value(value.strip())
+        if key in out:
+            raise BadInput(f"--set {key} is given twice ({out[key]!r} and {value.strip()!r})")
+        out[key] = parse_value(value.strip())
     return out
 
 
@@ -84,8 +88,14 @@ def setup_device(name: str | None, threads: int | None, *, default_threads: int 
 
 # -- list and run --------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
+    names = tasks.names(args.pattern)
+    if not names:
+        raise BadInput(
+            f"no registered task matches {args.pattern!r}; try `python -m bench list` for all, "
+            "or a pattern such as '*_mod113'"
+        )
     print("tasks:")
-    for name in tasks.names(args.pattern):
+    for name in names:
         task = tasks.make(name)
         print(f"  {name:<24} D={task.num_params:<8} {task.description}")
     print("samplers:")
@@ -106,9 +116,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     task = tasks.make(args.task)
     hparams = parse_sets(args.set)
     prior = hparams.pop("prior_precision", args.prior_precision)
-    if args.budget is not None and args.budget < 1:
-        raise BadInput(f"--budget must be at least 1 step, got {args.budget}")
-    at_least_one(seeds=args.seeds)
+    at_least_one(
+        budget=args.budget, seeds=args.seeds, eval_every=args.eval_every, batch_size=args.batch_size
+    )
     device = setup_device(args.device, None, default_threads=None)
     seeds = list(range(args.seed, args.seed + args.seeds))
     result = run(
