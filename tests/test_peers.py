@@ -33,6 +33,7 @@ Z = 4.5
 PEER_NAMES = [entry.name for entry in PEERS]
 BLACKJAX = [n for n in PEER_NAMES if n.startswith("blackjax.")]
 PYRO = [n for n in PEER_NAMES if n.startswith("pyro.")]
+POSTERIORS = [n for n in PEER_NAMES if n.startswith("posteriors.")]
 LIGHT_TASK = "add_mod31_mlp"  # the light CPU grokking task with the embedding MLP
 
 # Small, stable steps on the ill-conditioned Gaussian for every peer.
@@ -43,6 +44,8 @@ CONTRACT_HPARAMS = {
     "blackjax.nuts": dict(step_size=0.05, max_num_doublings=4),
     "pyro.hmc": dict(step_size=0.05, num_leapfrog=5),
     "pyro.nuts": dict(step_size=0.05, max_tree_depth=4),
+    "posteriors.sgld": dict(step_size=1e-3, temperature=1.0),
+    "posteriors.sghmc": dict(step_size=1e-3, friction=0.2, temperature=1.0),
 }
 
 
@@ -112,8 +115,11 @@ def test_peers_are_registered_with_a_prefix_and_marked():
         "blackjax.nuts",
         "pyro.hmc",
         "pyro.nuts",
+        "posteriors.sgld",
+        "posteriors.sghmc",
     }
     assert set(samplers.names("blackjax.*")) == set(BLACKJAX)
+    assert set(samplers.names("posteriors.*")) == set(POSTERIORS)
     for name in PEER_NAMES:
         entry = samplers.lookup(name)
         assert is_peer(entry) and entry.peer == name.split(".")[0]
@@ -131,8 +137,9 @@ def test_importing_samplers_imports_neither_jax_nor_pyro():
     code = (
         "import sys, samplers; names = samplers.names(); "
         "assert 'blackjax.sgld' in names and 'pyro.nuts' in names; "
+        "assert 'posteriors.sghmc' in names; "
         "samplers.lookup('blackjax.hmc').params; "
-        "print(sorted(m for m in ('jax', 'blackjax', 'pyro') if m in sys.modules))"
+        "print(sorted(m for m in ('jax', 'blackjax', 'pyro', 'posteriors') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
