@@ -6,6 +6,12 @@ S the standard error of a mean entry is sqrt(S_ii / n) and of a covariance entry
 sqrt((S_ii S_jj + S_ij²) / n). Every check allows Z standard errors (Z = 4.5: with ~60 checks
 the chance of a false alarm across the file is below 1e-3); the trajectories are seeded, so a
 pass or a failure is reproducible.
+
+The stationary-law tests come twice. The default run starts every chain at an exact draw from
+tau·Sigma and takes a few hundred steps; the law after those steps is computed exactly (for the
+linear chains, by iterating C <- M C Mᵀ + Q), so the same standard errors apply with the same
+number of chains, in a few seconds. The full versions (``-m slow``) start every chain far away
+and run thousands of steps, so convergence has to be earned.
 """
 
 from __future__ import annotations
@@ -576,7 +582,8 @@ def test_riemannian_langevin_freezes_its_metric(target):
 
 def test_riemannian_langevin_freezes_by_default_because_adapting_is_biased(target):
     """Adapting for ever (Γ dropped) biases the law: at alpha = 0.9, h = 1e-2, tau = 1 the
-    covariance grows 44% above tau·Sigma, far beyond the O(h) bias of any frozen metric. So by
+    covariance drifts to 44% above tau·Sigma (29% within the 500 steps here), far beyond the
+    computed O(h) bias of the same metric frozen (0.1%). So by
     default the metric freezes after its warm-up (``FREEZE_AFTER`` steps), and the chain then
     samples exactly the law of its frozen metric (the stationary tests below, with defaults)."""
     default = samplers.make("riemannian_langevin", step_size=1e-2, temperature=1.0)
@@ -599,7 +606,7 @@ def test_riemannian_langevin_freezes_by_default_because_adapting_is_biased(targe
     sample_cov = np.cov(state.theta.numpy().T)
     se = cov_se(frozen, chains)
     excess = (np.diag(sample_cov) - np.diag(frozen)) / np.diag(se)
-    assert np.all(excess > Z), excess  # measured: +19 and +20 standard errors (+27%)
+    assert np.all(excess > Z), excess  # measured: +9.1 and +9.4 standard errors
     assert np.all(np.diag(sample_cov) / np.diag(cov) > 1.15)
 
 
@@ -695,15 +702,19 @@ def run_fast(name, tau, target):
     key = (name, tau)
     if key not in _FAST_RUNS:
         sampler, steps = make_stationary(name, tau), STATIONARY[name][2]
-        potential, generator = target.potential(), torch.Generator().manual_seed(100)
-        state = sampler.init(exact_draws(target, tau, CHAINS, seed=200))
+        # seeds of their own per temperature: with shared ones a linear chain's run at tau = 0.1
+        # would be the run at tau = 1 scaled by sqrt(0.1), and tell nothing new
+        seed = 100 + round(10 * tau)
+        potential, generator = target.potential(), torch.Generator().manual_seed(seed)
+        state = sampler.init(exact_draws(target, tau, CHAINS, seed=seed + 100))
         if name == "riemannian_langevin":
             # the default warm-up adapts the metric, which then freezes; fresh exact draws after
             # it make the law of the frozen chain known exactly, whatever the warm-up did
             for _ in range(FREEZE_AFTER):
                 state, _ = sampler.step(state, potential, None, generator)
             assert state.precond is not None, "the default metric freezes after its warm-up"
-            state = dataclasses.replace(state, theta=exact_draws(target, tau, CHAINS, seed=201))
+            fresh = exact_draws(target, tau, CHAINS, seed=seed + 200)
+            state = dataclasses.replace(state, theta=fresh)
         infos = []
         for _ in range(steps):
             state, info = sampler.step(state, potential, None, generator)
