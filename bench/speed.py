@@ -1,4 +1,5 @@
-"""Side-by-side speed: our sampler, BlackJAX's and Pyro's, on the same task, chains and data.
+"""Side-by-side speed: our sampler, BlackJAX's, Pyro's and posteriors', on the same task, chains
+and data.
 
     python -m bench speed --task add_mod31_mlp --sampler sgld --chains 1 16
 
@@ -15,7 +16,14 @@ For one sampler (``sgld``, ``sghmc``, ``hmc`` or ``nuts``) it times every implem
 ``pyro``
     the registered Pyro peer (``pyro.hmc``, ``pyro.nuts``), one kernel per chain;
 ``pyro-mcmc``
-    Pyro as its users run it: ``MCMC(kernel, num_samples, warmup_steps=0).run()`` per chain.
+    Pyro as its users run it: ``MCMC(kernel, num_samples, warmup_steps=0).run()`` per chain;
+``posteriors``
+    the registered posteriors peer (``posteriors.sgld``, ``posteriors.sghmc``), stepped the same
+    way as ours: all chains as one tensor, the global generator forked and seeded from ours, and
+    the containment of non-finite chains at every step;
+``posteriors-loop``
+    posteriors as its users run it: the transform built once and ``transform.update(state,
+    batch)`` in a Python loop, drawing from the global generator, nothing else computed.
 
 Memory: by default the command asks glibc to keep freed memory instead of returning every large
 block to the kernel (``mallopt`` of ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD``). Without that,
@@ -50,7 +58,15 @@ import samplers
 import tasks
 from bench.timing import synchronize
 
-IMPLEMENTATIONS = ("ours", "blackjax", "blackjax-scan", "pyro", "pyro-mcmc")
+IMPLEMENTATIONS = (
+    "ours",
+    "blackjax",
+    "blackjax-scan",
+    "pyro",
+    "pyro-mcmc",
+    "posteriors",
+    "posteriors-loop",
+)
 SAMPLERS = ("sgld", "sghmc", "hmc", "nuts")
 
 
@@ -139,7 +155,7 @@ def measure(
 def _build(impl, sampler, hparams, task, potential, batch, theta0, seed, steps):
     """``(run(steps), grad evals per chain-step, note)`` or None where there is no such
     implementation. Every runner is warmed up (compiled) before it is returned."""
-    if impl in ("ours", "blackjax", "pyro"):
+    if impl in ("ours", "blackjax", "pyro", "posteriors"):
         name = sampler if impl == "ours" else f"{impl}.{sampler}"
         if name not in samplers.names():
             return None
@@ -150,6 +166,10 @@ def _build(impl, sampler, hparams, task, potential, batch, theta0, seed, steps):
         if f"pyro.{sampler}" not in samplers.names():
             return None
         return _pyro_mcmc(sampler, hparams, potential, batch, theta0)
+    if impl == "posteriors-loop":
+        if f"posteriors.{sampler}" not in samplers.names():
+            return None
+        return _posteriors_loop(sampler, hparams, potential, batch, theta0)
     raise ValueError(f"unknown implementation {impl!r}; choose from {IMPLEMENTATIONS}")
 
 
@@ -287,6 +307,23 @@ def _pyro_mcmc(sampler, hparams, potential, batch, theta0):
 
     run(2)
     return run, statistics.mean(counters), "per chain, sequential"
+
+
+def _posteriors_loop(sampler, hparams, potential, batch, theta0):
+    name = f"posteriors.{sampler}"
+    peer = samplers.make(name, **_only(name, hparams))
+    transform = peer.transform(potential, theta0)  # posteriors' own build(...), our mapping
+    box = {"state": transform.init(theta0.clone())}  # SGHMC: momenta 0, as the peer starts
+
+    def run(steps: int) -> None:
+        state = box["state"]
+        for _ in range(steps):
+            state, _ = transform.update(state, batch)
+        synchronize(state.params)
+        box["state"] = state
+
+    run(3)
+    return run, 1.0, "global RNG"
 
 
 def format_table(timings: list[Timing], task: str, sampler: str) -> str:

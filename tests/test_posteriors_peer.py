@@ -396,3 +396,34 @@ def test_slow_both_converge_to_the_exact_laws_from_far_away(task_name, tau, one_
     out, mean, laws, _ = sghmc_cross_check(task_name, tau, 10 * CHAINS, steps_scale=5, far=True)
     for name, x in out.items():
         assert_within(z_scores(x, mean, laws[name]), name)
+
+
+# -- bench speed ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sampler", ["sgld", "sghmc"])
+def test_speed_times_posteriors_beside_ours(sampler):
+    from bench.speed import IMPLEMENTATIONS, format_table, measure
+
+    assert {"posteriors", "posteriors-loop"} <= set(IMPLEMENTATIONS)
+    timings = measure(
+        "gaussian_iso",
+        sampler,
+        chains=2,
+        steps=2,
+        rounds=2,
+        implementations=("ours", "posteriors", "posteriors-loop"),
+    )
+    assert [t.implementation for t in timings] == ["ours", "posteriors", "posteriors-loop"]
+    for t in timings:
+        assert t.seconds_per_step > 0 and t.grad_evals_per_step == 1 and len(t.seconds) == 2
+    assert "posteriors-loop" in format_table(timings, "gaussian_iso", sampler)
+
+
+def test_speed_skips_posteriors_where_it_has_no_such_sampler():
+    from bench.speed import measure
+
+    timings = measure(
+        "gaussian_iso", "hmc", chains=1, steps=1, rounds=1, implementations=("ours", "posteriors")
+    )
+    assert [t.implementation for t in timings] == ["ours"]
