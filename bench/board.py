@@ -193,7 +193,8 @@ def _stats(entry: Entry, runs: list[RunRecord], protocol: Mapping[str, Any]) -> 
 
 def peer_of(sampler: str) -> str | None:
     """The library of a peer implementation (``blackjax`` for ``blackjax.sgld``), else None."""
-    return getattr(_registered(sampler), "peer", None)
+    entry = _registered(sampler)
+    return None if entry is None else entry.peer
 
 
 def _registered(sampler: str) -> type[samplers.Sampler] | None:

@@ -100,15 +100,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name:<24} D={task.num_params:<8} {task.description}")
     print("samplers:")
     for name in samplers.names():
-        cls = samplers.lookup(name)
-        kind = "optimizer" if not getattr(cls, "samples", True) else "sampler"
-        peer = getattr(cls, "peer", None)  # another library's implementation (samplers.peers)
-        if peer:
-            kind, doc = f"peer:{peer}", [cls.summary]
-        else:
-            module = sys.modules[cls.__module__].__doc__ if cls.__module__ else ""
-            doc = (module or "").strip().splitlines()
-        print(f"  {name:<24} {kind:<13} {doc[0] if doc else ''}")
+        entry = samplers.lookup(name)  # a sampler class, or a lazily imported peer
+        kind = f"peer:{entry.peer}" if entry.peer else ("sampler" if entry.samples else "optimizer")
+        print(f"  {name:<24} {kind:<13} {entry.summary}")
     return 0
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -94,6 +95,16 @@ class Sampler:
     #: the runner never hands it a minibatch, and a divergent transition is a rejection, not a
     #: broken chain.
     metropolis: bool = False
+    #: The library of another project's implementation (``"blackjax"``); None for ours.
+    peer: str | None = None
+    #: One line for listings: the first line of the sampler module's docstring.
+    summary: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "summary" not in cls.__dict__:
+            doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+            cls.summary = doc[0] if doc else ""
 
     def __init__(self, **hparams: Any) -> None:
         unknown = sorted(set(hparams) - set(self.params))
