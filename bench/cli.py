@@ -108,8 +108,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     task = tasks.make(args.task)
-    hparams = parse_sets(args.set)
-    prior = hparams.pop("prior_precision", args.prior_precision)
+    hparams, prior = run_settings(task, args.sampler, parse_sets(args.set), args.prior_precision)
     at_least_one(
         budget=args.budget, seeds=args.seeds, eval_every=args.eval_every, batch_size=args.batch_size
     )
@@ -136,6 +135,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print(format_run(result))
     return 0
+
+
+def run_settings(
+    task: Any, sampler: str, given: dict[str, Any], prior: float | None
+) -> tuple[dict[str, Any], Any]:
+    """A run's hyperparameters and prior precision: for the task's reference sampler, its
+    reference setting with ``--set`` on top (say so on stderr); for another sampler, its own
+    defaults with ``--set`` on top. ``--prior-precision`` and ``--set prior_precision=`` win."""
+    hparams = dict(given)
+    if "prior_precision" in hparams and prior is not None:
+        raise BadInput("give the prior precision once: --prior-precision or --set, not both")
+    prior = hparams.pop("prior_precision", prior)
+    reference = dict(task.reference)
+    if reference.pop("sampler", None) == sampler:
+        ref_prior = reference.pop("prior_precision", 0.0)
+        hparams = {**reference, **hparams}
+        prior = ref_prior if prior is None else prior
+        print(
+            f"{task.name}: {sampler} at the task's reference setting {reference}, with --set on "
+            "top",
+            file=sys.stderr,
+        )
+    return hparams, 0.0 if prior is None else prior
 
 
 def format_run(result: RunResult) -> str:
@@ -400,8 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--prior-precision",
         type=float,
-        default=0.0,
-        help="lambda of the prior ½·lambda·‖θ‖² in the potential",
+        default=None,
+        help="lambda of the prior ½·lambda·‖θ‖² in the potential (default: the task's reference "
+        "setting's for its reference sampler, else 0)",
     )
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")

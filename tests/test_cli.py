@@ -45,3 +45,19 @@ def test_cuda_on_a_cpu_only_torch_is_refused_before_any_file_is_written(tmp_path
     assert main(argv + ["--store", str(store), "--reports", str(tmp_path / "r")]) == 2
     assert "sees no CUDA device" in capsys.readouterr().err
     assert not store.exists()
+
+
+def test_run_without_set_uses_the_tasks_reference_setting(capsys):
+    """``bench run`` with the task's reference sampler trains at the reference setting (it used
+    the sampler's own defaults), with --set on top; another sampler keeps its defaults."""
+    import tasks
+    from bench.cli import run_settings
+
+    task = tasks.make("add_mod7_mlp")
+    reference = {k: v for k, v in task.reference.items() if k != "sampler"}
+    hparams, prior = run_settings(task, "adamw", {}, None)
+    assert hparams == reference and prior == 0.0
+    assert "reference setting" in capsys.readouterr().err
+    hparams, _ = run_settings(task, "adamw", {"step_size": 0.5}, None)
+    assert hparams == {**reference, "step_size": 0.5}
+    assert run_settings(task, "sgld", {"step_size": 0.5}, 1e-3) == ({"step_size": 0.5}, 1e-3)
