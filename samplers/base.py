@@ -15,7 +15,10 @@ Every sampler targets (or, at temperature 0, minimises towards the mode of)
     p_tau(theta)  ∝  exp(-U(theta) / tau),
 
 so temperatures mean the same thing in every module. ``step`` never mutates its input state, and
-with the same ``torch.Generator`` seed the trajectory is bitwise identical on the CPU.
+with the same ``torch.Generator`` seed the trajectory is bitwise identical on the CPU. Each step
+reports the gradient evaluations it spent (``Info.grad_evals``); the class method
+``grad_evals_per_step(hparams)`` declares that cost before anything runs (1, HMC's
+``num_leapfrog``), so that a budget in gradient evaluations can be turned into steps.
 
 Hyperparameters may be Python scalars or per-chain tensors of shape ``(C,)``, so one vectorised
 job can run a whole grid; :func:`per_chain` turns either into something that broadcasts against a
