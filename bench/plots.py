@@ -1,8 +1,8 @@
 """The two figures of a leaderboard, drawn from stored runs with matplotlib (Agg, no display).
 
 Both put **gradient evaluations** on the x axis, the unit the leaderboard ranks by
-(:mod:`bench.board`): an HMC step costs ``num_leapfrog + 1`` of them, so a panel in steps
-would make HMC look L + 1 times faster than it is.
+(:mod:`bench.board`): an HMC step costs ``num_leapfrog`` of them, so a panel in steps would
+make HMC look L times faster than it is.
 
 * ``<task>_accuracy``: one panel per sampler, train and validation accuracy against gradient
   evaluations on a log axis, the median over the fresh seeds with the band between the 25% and

@@ -53,7 +53,7 @@ class SamplerStep:
     params = (list(TASKS), list(SAMPLERS))
     param_names = ("task", "sampler")
     # Bump when the measured step changes meaning (batch, chain count, hyperparameters).
-    version = "1"
+    version = "2"  # 2: HMC carries its gradient (L a step) with a float64 test
     # asv re-runs ``setup`` before every timed call (the task itself is built once per process);
     # each sample is one step. Two rounds, 5..50 samples each, at most 2 s of sampling per round.
     rounds = 2
@@ -87,7 +87,7 @@ class DevicePeakMemory:
 
     params = (list(TASKS), list(SAMPLERS))
     param_names = ("task", "sampler")
-    version = "1"
+    version = "2"
     timeout = 120
     unit = "bytes"
 
@@ -110,7 +110,7 @@ class ChainThroughput:
 
     params = (list(TASKS), list(SAMPLERS), [1, MANY_CHAINS])
     param_names = ("task", "sampler", "chains")
-    version = "1"
+    version = "2"
     timeout = 300
     unit = "chain-steps/s"
 
