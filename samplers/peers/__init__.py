@@ -19,12 +19,13 @@ the torch potential itself, one kernel per chain; the posteriors wrappers
 (:mod:`samplers.peers.posteriors_backend`) call its torch-native SGLD and SGHMC on the torch
 potential, all chains at once.
 
-Importing :mod:`samplers` does not import jax, blackjax or pyro (their imports take seconds): the
-registry holds a :class:`LazyPeer` per name, which carries the declarations a caller needs
-without the library (``params``, ``samples``, ``metropolis``, ``peer``, ``summary``) and imports
-the backend module on the first ``samplers.make``. A peer class, and its ``LazyPeer``, have a
-``peer`` attribute naming the library (``"blackjax"`` or ``"pyro"``); our own samplers have none,
-so ``getattr(samplers.lookup(name), "peer", None)`` tells a peer row from ours.
+Importing :mod:`samplers` does not import jax, blackjax, pyro or posteriors (their imports take
+seconds): the registry holds a :class:`LazyPeer` per name, which carries the declarations a
+caller needs without the library (``params``, ``samples``, ``metropolis``, ``peer``, ``summary``)
+and imports the backend module on the first ``samplers.make``. A peer class, and its
+``LazyPeer``, have a ``peer`` attribute naming the library (``"blackjax"``, ``"pyro"`` or
+``"posteriors"``); our own samplers have none, so ``getattr(samplers.lookup(name), "peer", None)``
+tells a peer row from ours.
 
 Install: ``pip install jax blackjax pyro-ppl posteriors`` (CPU jax by default). For a GPU,
 install the CUDA build of jax (``pip install -U "jax[cuda12]"``) beside the CUDA build of torch;
@@ -174,7 +175,7 @@ def grad_evals_per_step(name: str, hparams: Mapping[str, Any]) -> int:
 
 
 class PeerUnavailableError(ImportError):
-    """A peer whose library (jax, blackjax or pyro-ppl) is not installed."""
+    """A peer whose library (jax, blackjax, pyro-ppl or posteriors) is not installed."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ class LazyPeer:
     """A registry entry that imports its backend only when a sampler is made."""
 
     name: str
-    peer: str  # the library: "blackjax" or "pyro"
+    peer: str  # the library: "blackjax", "pyro" or "posteriors"
     module: str
     cls: str
     summary: str
