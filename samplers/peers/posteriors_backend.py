@@ -1,12 +1,11 @@
 """posteriors' SGLD and SGHMC behind our Sampler protocol, on the torch potential itself.
 
-`posteriors <https://github.com/normal-computing/posteriors>`_ is a PyTorch library of
-stochastic-gradient MCMC: ``posteriors.sgmcmc.sgld.build(log_posterior, lr, beta, temperature)``
-and ``posteriors.sgmcmc.sghmc.build(log_posterior, lr, alpha, beta, sigma, temperature,
-momenta)`` return a transform with ``init(params)`` and ``update(state, batch)``; the gradient
-comes from ``torch.func.grad_and_value(log_posterior)``. Unlike BlackJAX (a JAX port of the
-potential) and Pyro (one kernel per chain), it runs on our potential, in torch, for all chains
-at once.
+posteriors (PyPI ``posteriors``) is a PyTorch library of stochastic-gradient MCMC:
+``posteriors.sgmcmc.sgld.build(log_posterior, lr, beta, temperature)`` and
+``posteriors.sgmcmc.sghmc.build(log_posterior, lr, alpha, beta, sigma, temperature, momenta)``
+return a transform with ``init(params)`` and ``update(state, batch)``; the gradient comes from
+``torch.func.grad_and_value(log_posterior)``. Unlike BlackJAX (a JAX port of the potential) and
+Pyro (one kernel per chain), it runs on our potential, in torch, for all chains at once.
 
 **Chains.** posteriors takes one parameter tensor (or tree). We hand it the ``(C, D)`` tensor
 with the log posterior ``sum_c -U_c(theta_c)``: chains share no parameters, so the gradient of
@@ -34,10 +33,11 @@ alpha = ``friction``; xi ~ N(0, I)):
     ``exp(log p / T)`` (Welling & Teh 2011). We pass ``log p = -U``, ``lr = h``,
     ``T = tau`` and ``beta = 0`` (no gradient-noise correction; ours has none): term by term
     our ``θ - h·∇U + sqrt(2·h·tau)·xi``, the same Markov chain, stationary law
-    ``∝ exp(-U/tau)`` up to the same O(h) bias. Our convention is the one posteriors recommends
-    (a per-datum log posterior with ``T = 1/N``): U is a mean, and tau = 1/N is the Bayesian
-    posterior. At ``tau = 0`` it is gradient descent, equal to our ``sgld`` (and ``sgd`` without
-    momentum) on the model tasks bit for bit (``tests/test_posteriors_peer.py``).
+    ``∝ exp(-U/tau)`` up to the same O(h) bias. U is a mean over the data, so a posteriors user
+    who writes the per-datum log posterior with ``T = 1/N`` runs exactly our chain at tau =
+    1/N, the Bayesian posterior. At ``tau = 0`` it is gradient descent, equal to our ``sgld``
+    (and ``sgd`` without momentum) on the model tasks bit for bit
+    (``tests/test_posteriors_peer.py``).
 
 ``posteriors.sghmc``
     posteriors (Chen, Fox & Guestrin 2014 with a mass ``sigma²``)::
