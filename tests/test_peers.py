@@ -287,13 +287,14 @@ def test_pyro_contains_a_non_finite_chain_and_leaves_the_global_rng_alone(name, 
 
 @pytest.mark.parametrize("name", ["blackjax.sgld", "blackjax.hmc"])
 def test_blackjax_contains_a_non_finite_chain(name, light_task):
-    """Chain 0's prior precision is NaN, so its U is NaN: it is flagged and stands still while
-    chain 1 moves exactly as it does in a clean run."""
+    """Chain 0's prior precision is so large (1e38) that its U overflows to inf in float32 (a
+    NaN precision is refused by the task): it is flagged and stands still while chain 1 moves
+    exactly as it does in a clean run."""
     theta = light_task.init(0, 2)
     hparams = dict(step_size=1e-3, temperature=1e-3)
     if name == "blackjax.hmc":
         hparams = dict(step_size=1e-3, num_leapfrog=3, temperature=1e-2)
-    poisoned = light_task.potential(prior_precision=torch.tensor([math.nan, 0.1]))
+    poisoned = light_task.potential(prior_precision=torch.tensor([1e38, 0.1]))
     clean = light_task.potential(prior_precision=torch.tensor([0.1, 0.1]))
     state, infos = run(samplers.make(name, **hparams), theta, poisoned, steps=3)
     reference, _ = run(samplers.make(name, **hparams), theta, clean, steps=3)

@@ -181,7 +181,7 @@ def _mlp_logits(w, x, cfg):
 def _quadratic_logits(w, x, cfg):
     v = cfg["n_operands"]
     pre = w["W1"][x[:, 0]] + w["W1"][x[:, 1] + v]  # (n, width)
-    return (pre * pre) @ w["W2"] * (1.0 / (2 * v * cfg["width"]))
+    return (pre * pre) @ w["W2"]  # standard parametrization, as tasks.models.QuadraticMLP
 
 
 def _transformer_logits(w, x, cfg):
