@@ -51,7 +51,7 @@ import sqlite3
 import subprocess
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -528,14 +528,21 @@ class Store:
         )
 
     # -- claims -----------------------------------------------------------------------------
-    def claim(self, key: str, holder: str, lease: float) -> bool:
+    def claim(
+        self,
+        key: str,
+        holder: str,
+        lease: float,
+        dead: Callable[[str], bool] | None = None,
+    ) -> bool:
         """Claim job ``key`` for ``holder`` for ``lease`` seconds: True if it is now the
-        holder's (free, expired, or already the holder's), False while another holder's lease
-        runs. Renewing is claiming again."""
+        holder's (free, expired, already the holder's, or held by a holder that ``dead`` says
+        is gone), False while another live holder's lease runs. Renewing is claiming again."""
         now = time.time()
         with self.transaction() as db:
             row = db.execute("SELECT holder, expires FROM claims WHERE key = ?", (key,)).fetchone()
-            if row is not None and row[0] != holder and row[1] > now:
+            held = row is not None and row[0] != holder and row[1] > now
+            if held and (dead is None or not dead(row[0])):
                 return False
             db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", (key, holder, now + lease))
         return True

@@ -192,6 +192,8 @@ def _compare_cmd(store: Path, reports: Path) -> list[str]:
         str(reports),
         "--threads",
         "1",
+        "--workers",
+        "1",  # worker processes are tested in tests/test_exploration.py; spawning costs seconds
     ]
 
 

@@ -5,6 +5,7 @@ in-place upgrade of a version-2 store."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from dataclasses import replace
@@ -186,3 +187,27 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path):
     with Store(path) as store:
         assert store.count("checkpoints") == 0 and store.count("claims") == 0
         assert [c.key for c in store.compares()] == ["k"]  # nothing else changed
+
+
+def test_a_killed_local_holders_claim_is_taken_over_at_once(tmp_path):
+    """A driver killed with kill -9 leaves its claims; a rerun on the same machine sees that
+    the holder's process is gone and does not wait for the lease."""
+    import socket
+    import subprocess
+    import sys
+
+    from bench.jobs import holder_is_gone
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    gone = f"{socket.gethostname()}:{done.stdout.strip()}:abc"
+    alive = f"{socket.gethostname()}:{os.getpid()}:abc"
+    assert holder_is_gone(gone) and not holder_is_gone(alive)
+    assert not holder_is_gone("another-host:1:abc")  # trusted until its lease runs out
+    with Store(tmp_path / "s.sqlite") as store:
+        assert store.claim("job", gone, lease=3600)
+        assert store.claim("job", "me", lease=60, dead=holder_is_gone)

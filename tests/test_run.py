@@ -161,7 +161,7 @@ def test_hmc_always_gets_the_full_training_set(small):
         progress=False,
     )
     assert result.batch_size is None
-    assert result.grad_evals_per_step == 4
+    assert result.grad_evals_per_step == 3  # L a step: 3·4 + 1 = 13 over 4 steps
     assert 0.0 <= result.chains[0].accept_rate <= 1.0
 
 
