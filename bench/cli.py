@@ -26,6 +26,7 @@ from bench import compare as comparison
 from bench import reports, speed
 from bench.allocator import keep_freed_memory, tune_from_environment
 from bench.jobs import LocalExecutor
+from bench.ray_executor import RayExecutor
 from bench.run import RunResult, run
 from bench.store import DEFAULT_PATH, Store, StoreError, check_creatable
 
@@ -110,7 +111,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     task = tasks.make(args.task)
     hparams, prior = run_settings(task, args.sampler, parse_sets(args.set), args.prior_precision)
     at_least_one(
-        budget=args.budget, seeds=args.seeds, eval_every=args.eval_every, batch_size=args.batch_size
+        budget=args.budget,
+        seeds=args.seeds,
+        eval_every=args.eval_every,
+        batch_size=args.batch_size,
+        threads=args.threads,
     )
     device = setup_device(args.device, None, default_threads=None)
     seeds = list(range(args.seed, args.seed + args.seeds))
@@ -125,6 +130,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=device,
         progress=None if not args.json else False,
+        threads=args.threads or 1,
+        compile=args.compile,
     )
     if args.json:
         payload = result.to_dict()
@@ -165,7 +172,12 @@ def format_run(result: RunResult) -> str:
     lines = [
         f"{result.task} · {result.sampler} on {result.device}: {result.steps_run} steps "
         f"({result.grad_evals_per_step} grad evals each), {1e3 * result.seconds_per_step:.2f} ms "
-        f"per step, evaluation every {result.eval_every} steps (t_mem/t_grok resolution)",
+        f"per step, evaluation every {result.eval_every} steps (t_mem/t_grok resolution)"
+        + (
+            f"; torch.compile took {result.seconds_compile:.1f} s (not in the step times)"
+            if result.seconds_compile is not None
+            else ""
+        ),
     ]
     varying = _varying_hparams(result)
     head = [
@@ -306,6 +318,49 @@ def check_store_path(path: Path) -> None:
         check_creatable(path, create_parents=False)
 
 
+def add_executor_options(p: argparse.ArgumentParser) -> None:
+    """``--executor``, ``--address`` and ``--compile``, for every command that trains jobs
+    through :class:`bench.jobs.Runner`."""
+    p.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local: worker processes on this machine (default); ray: one Ray task per job, on "
+        "the cluster at --address or on a local Ray started for the run (pip install -e '.[ray]')",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="with --executor ray: an existing cluster (auto, host:port or ray://host:port)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile each job's potential (pays on long runs and GPUs; compiling takes "
+        "1-3 min per job's first step on a CPU; off by default)",
+    )
+
+
+def make_executor(
+    args: argparse.Namespace, device: str, workers: int | None, log: Callable[[str], None]
+) -> Any:
+    """The executor of ``--executor`` (a Ray one starts or joins its cluster here); ``workers``
+    is the local default, a Ray cluster's own capacity unless ``--workers`` says otherwise."""
+    threads = getattr(args, "threads", None) or 1
+    if args.executor == "ray":
+        return RayExecutor(
+            args.address,
+            workers=getattr(args, "workers", None),
+            device=device,
+            threads=threads,
+            compile=args.compile,
+            log=log,
+        )
+    if args.address:
+        raise BadInput("--address names a Ray cluster: give it with --executor ray")
+    return LocalExecutor(workers or 1, threads=threads, compile=args.compile)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Check every input, then open the store, then train: a bad input leaves nothing behind."""
     log = _printer()
@@ -319,6 +374,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         log(f"CPU threads: {torch.get_num_threads()} (--threads to change)")
     at_least_one(workers=args.workers)
     workers = args.workers or default_workers(device.split(":")[0])
+    if args.address and args.executor != "ray":
+        raise BadInput("--address names a Ray cluster: give it with --executor ray")
     out = Path(args.reports)
     reports.check_writable(out)
     check_store_path(Path(args.store))
@@ -342,32 +399,35 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 f"--trials {resolved.trials} is more than the {size} points of {name}'s search "
                 "space: the tuning budgets would not be equal"
             )
-    with Store(args.store) as store:  # corrupt or foreign: StoreError before any training
+    # the executor before the store: a cluster that cannot be started or joined writes nothing
+    with (
+        make_executor(args, device, workers, log) as executor,
+        Store(args.store) as store,  # corrupt or foreign: StoreError before any training
+    ):
         log(
             f"compare {task.name}: preset {preset.name}, {len(names)} samplers "
             f"({', '.join(names)}), {resolved.trials} trials x {resolved.tune_seeds} seed(s) "
             f"each, then {resolved.seeds} fresh seeds; budget {resolved.budget} gradient "
-            f"evaluations per chain; start(s) {', '.join(starts)}; {workers} worker(s); "
-            f"store {store.path}"
+            f"evaluations per chain; start(s) {', '.join(starts)}; {executor.workers} "
+            f"worker(s); store {store.path}"
         )
         tick = time.perf_counter()
         keys = []
-        with LocalExecutor(workers) as executor:
-            for start in starts:
-                log(f"protocol: {start} start")
-                keys.append(
-                    comparison.compare(
-                        task,
-                        names,
-                        preset,
-                        store,
-                        start=start,
-                        executor=executor,
-                        device=device,
-                        log=log,
-                        asked=args.task,
-                    )
+        for start in starts:
+            log(f"protocol: {start} start")
+            keys.append(
+                comparison.compare(
+                    task,
+                    names,
+                    preset,
+                    store,
+                    start=start,
+                    executor=executor,
+                    device=device,
+                    log=log,
+                    asked=args.task,
                 )
+            )
         log(f"compare finished in {(time.perf_counter() - tick) / 60:.1f} min")
         if not args.no_report:
             for path in reports.write_reports(store, out, compare_keys=keys):
@@ -428,6 +488,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads for the run (default: 1)"
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the potential first (its time is reported; off by default)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--curves", action="store_true", help="with --json: include the curves")
     p.set_defaults(func=cmd_run)
@@ -512,8 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=None,
-        help="jobs trained side by side (default: one per core on a CPU, 1 on a GPU)",
+        help="jobs trained side by side (default: one per core on a CPU, 1 on a GPU; with "
+        "--executor ray, the cluster's capacity)",
     )
+    add_executor_options(p)
     p.add_argument("--no-report", action="store_true", help="only fill the store")
     p.set_defaults(func=cmd_compare)
 

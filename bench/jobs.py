@@ -3,14 +3,19 @@
 A :class:`Job` is one vectorized run (a sampler, its per-chain hyperparameters, its seeds, its
 budget, where its chains start). :class:`Runner` trains a list of them: a job whose key is in
 the store is loaded, never rerun; the others are claimed in the store (a lease, so that several
-processes on one store split the work and a dead holder's job is taken over once its lease
-expires), trained by an executor, and written to the store by this process alone, one
-transaction per run. An interrupted batch loses at most the jobs in flight.
+processes on one store split the work and a dead holder's job is taken over: at once when the
+holder was a process on this machine, else once its lease expires), trained by an executor,
+and written to the store by this process alone, one transaction per run. An interrupted batch
+loses at most the jobs in flight.
 
-Executors: :class:`LocalExecutor` runs jobs in ``workers`` single-threaded worker processes
-(one per core on a CPU: two threads on one job were measured up to 13x slower than one when the
-other core was busy, and two jobs side by side use both cores), or in a thread of this process
-when ``workers`` is 1.
+Executors: anything with ``workers`` (jobs in flight at once), ``submit(fn, *args)`` returning a
+:class:`concurrent.futures.Future` and ``shutdown()`` (:class:`Executor`). :class:`LocalExecutor`
+runs jobs in ``workers`` single-threaded worker processes (one per core on a CPU: two threads on
+one job were measured up to 13x slower than one when the other core was busy, and two jobs side
+by side use both cores), or in a thread of this process when ``workers`` is 1;
+:class:`bench.ray_executor.RayExecutor` runs each job as a task on a Ray cluster. Either way the
+results come back to this process, which alone writes the store. How an executor runs every job
+(:class:`JobSettings`: CPU threads per job, ``torch.compile``) changes no run's key.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -67,9 +73,41 @@ class Job:
         )
 
 
+@dataclass(frozen=True)
+class JobSettings:
+    """How an executor runs each of its jobs; what a job computes does not depend on them (up
+    to float rounding for ``compile``), so they are no part of a run's key."""
+
+    threads: int | None = 1  # torch CPU threads per job (None: leave the process's setting)
+    compile: bool = False  # torch.compile the potential (bench.run.run's ``compile``)
+
+
+_SETTINGS: ContextVar[JobSettings | None] = ContextVar("grokbench_job_settings", default=None)
+
+
+def with_settings(settings: JobSettings, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` with ``settings`` in force for :func:`train` (what executors submit)."""
+    token = _SETTINGS.set(settings)
+    try:
+        return fn(*args)
+    finally:
+        _SETTINGS.reset(token)
+
+
+class Executor(Protocol):
+    """What :class:`Runner` needs of an executor."""
+
+    workers: int  # jobs the runner keeps in flight at once
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future: ...
+
+    def shutdown(self) -> None: ...
+
+
 def train(task: Any, job: Job, theta0: torch.Tensor | None, device: str | None) -> RunResult:
-    """Run ``job`` (in whichever process the executor chose) and return its result without the
-    final positions, which the store does not keep."""
+    """Run ``job`` (in whichever process the executor chose, with its :class:`JobSettings`)
+    and return its result without the final positions, which the store does not keep."""
+    settings = _SETTINGS.get() or JobSettings()
     result = run(
         task,
         job.sampler,
@@ -83,18 +121,24 @@ def train(task: Any, job: Job, theta0: torch.Tensor | None, device: str | None) 
         device=device,
         progress=False,
         confirm=job.confirm,
+        threads=settings.threads,
+        compile=settings.compile,
     )
     result.theta = None
     return result
 
 
 class LocalExecutor:
-    """``workers`` single-threaded processes (``workers`` = 1: one thread of this process)."""
+    """``workers`` single-threaded processes (``workers`` = 1: one thread of this process);
+    ``threads`` and ``compile`` are the :class:`JobSettings` of every job."""
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, *, threads: int | None = 1, compile: bool = False) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1 or None, got {threads}")
         self.workers = workers
+        self.settings = JobSettings(threads=threads, compile=compile)
         if workers == 1:
             self._pool: cf.Executor = cf.ThreadPoolExecutor(max_workers=1)
         else:
@@ -104,7 +148,7 @@ class LocalExecutor:
             )
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
-        return self._pool.submit(fn, *args)
+        return self._pool.submit(with_settings, self.settings, fn, *args)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -131,6 +175,23 @@ def _worker_setup() -> None:
         pass
 
 
+def holder_is_gone(holder: str) -> bool:
+    """True for a holder (``host:pid:nonce``) on this host whose process no longer runs: a
+    driver killed with ``kill -9`` never releases its claims, and a rerun on the same machine
+    should not wait for their leases to run out. Holders on other hosts are trusted until then."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 class Runner:
     """Trains jobs once through the store; see the module docstring."""
 
@@ -139,7 +200,7 @@ class Runner:
         task: Any,
         store: Store,
         *,
-        executor: Any = None,
+        executor: Executor | None = None,
         device: str | None = None,
         log: Callable[[str], None] = print,
         lease: float = LEASE_SECONDS,
@@ -189,7 +250,7 @@ class Runner:
                         done[key] = record.result
                         self.reused += 1
                         total -= 1
-                    elif self.store.claim(key, self.holder, self.lease):
+                    elif self.store.claim(key, self.holder, self.lease, dead=holder_is_gone):
                         future = self.executor.submit(
                             train, self.task, job, starts(job), self.device
                         )
@@ -233,4 +294,9 @@ class Runner:
             f"  [{trained}/{total} jobs, {in_flight} in flight, ETA {eta / 60:.1f} min] "
             f"{job.sampler:<20} {job.label:<6} {len(result.chains):>3} chains x "
             f"{result.steps_run:>6} steps  grokked {grokked}/{len(result.chains)}  {wall:6.1f} s"
+            + (
+                f" (torch.compile {result.seconds_compile:.1f} s)"
+                if result.seconds_compile is not None
+                else ""
+            )
         )

@@ -34,11 +34,13 @@ full batches) and equal in distribution for stochastic ones.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +108,7 @@ class RunResult:
     curves: list[dict[str, float]]  # one row per (evaluation, chain)
     target: float | None = None
     confirm: int | None = None  # the confirmation window in steps; None = the rest of the run
+    seconds_compile: float | None = None  # torch.compile's warm-up step (None: not compiled)
     theta: Tensor | None = field(default=None, repr=False)  # (C, D) final positions; not stored
 
     @property
@@ -135,6 +138,8 @@ def run(
     progress: bool | None = None,
     confirm: int | None = None,
     on_eval: Callable[[int, dict[str, Tensor], Tensor], bool | None] | None = None,
+    threads: int | None = 1,
+    compile: bool = False,
 ) -> RunResult:
     """Run ``sampler`` on ``task`` for one chain per seed (or per row of ``theta0``).
 
@@ -145,8 +150,74 @@ def run(
     confirmation window of sustained grokking in steps (``None``: the rest of the run; ``0``:
     the first touch, which also stops the run once every chain has touched). ``on_eval(step,
     metrics, theta)`` is called at every evaluation; returning True stops the run there.
+
+    ``threads``: torch's CPU threads for this run, the previous setting restored afterwards
+    (default 1: on these small models two threads on one job were measured up to 13x slower
+    than one when the other core was busy, so parallelism comes from jobs side by side, see
+    :mod:`bench.jobs`); ``None`` leaves torch's setting as it is. Ignored on a GPU.
+    ``compile``: ``torch.compile`` the potential (forward and backward) before the first step;
+    the warm-up step that compiles it runs on a copy of the start with its own generator, so the
+    trajectory is the eager one up to float rounding (gradients equal to ~1e-8), and its
+    seconds are reported as ``seconds_compile``, never as training time. It pays on long runs
+    and on a GPU (measured in reports/scaling.md); a potential with its own fused
+    ``value_and_grad`` (the Gaussians) is left as it is.
     """
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1 or None, got {threads}")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    with cpu_threads(threads if device.type == "cpu" else None):
+        return _run(
+            task,
+            sampler,
+            hparams,
+            seeds=seeds,
+            budget=budget,
+            eval_every=eval_every,
+            prior_precision=prior_precision,
+            batch_size=batch_size,
+            theta0=theta0,
+            device=device,
+            data_seed=data_seed,
+            progress=progress,
+            confirm=confirm,
+            on_eval=on_eval,
+            compile=compile,
+        )
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op CPU threads set to ``threads`` inside the block (for the calling
+    thread), the previous setting restored after it; ``None`` changes nothing."""
+    previous = torch.get_num_threads()
+    if threads is None or threads == previous:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(
+    task: Any,
+    sampler: str | Sampler,
+    hparams: Mapping[str, Any] | None,
+    *,
+    seeds: Sequence[int] | int,
+    budget: int | None,
+    eval_every: int | None,
+    prior_precision: float | Sequence[float],
+    batch_size: int | None,
+    theta0: Tensor | None,
+    device: torch.device,
+    data_seed: int,
+    progress: bool | None,
+    confirm: int | None,
+    on_eval: Callable[[int, dict[str, Tensor], Tensor], bool | None] | None,
+    compile: bool,
+) -> RunResult:
     seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     chains = len(seeds) if theta0 is None else theta0.shape[0]
     if theta0 is not None and len(seeds) != chains:
@@ -188,6 +259,9 @@ def run(
     batches = task.batches(data_gen, batch_size)
 
     state = sampler.init(theta0)
+    seconds_compile = None
+    if compile:
+        potential, batches, seconds_compile = _compiled(sampler, state, potential, batches)
     target = task.target
     tracker = _Tracker(chains, device, target, confirm)
     frozen: Tensor | None = None  # positions of diverged chains, held fixed
@@ -286,8 +360,25 @@ def run(
         chains=results,
         curves=curves,
         target=target,
+        seconds_compile=seconds_compile,
         theta=state.theta,
     )
+
+
+def _compiled(sampler: Sampler, state: Any, potential: Any, batches: Iterator[Any]):
+    """``torch.compile(potential)``, the batches unchanged (the first one drawn here is put
+    back), and the seconds of one throw-away step that compiles it: a step never mutates its
+    input and draws its noise from a generator of its own here, so the run's trajectory and
+    random streams are untouched."""
+    if getattr(potential, "value_and_grad", None) is not None:
+        return potential, batches, 0.0  # fused analytic gradient: nothing to compile
+    compiled = torch.compile(potential)
+    first = next(batches)
+    device = state.theta.device
+    tick = time.perf_counter()
+    sampler.step(state, compiled, first, torch.Generator(device=device).manual_seed(0))
+    synchronize(device)
+    return compiled, itertools.chain([first], batches), time.perf_counter() - tick
 
 
 class _Tracker:
