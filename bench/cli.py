@@ -447,6 +447,40 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_theory(args: argparse.Namespace) -> int:
+    """Run the claims' sweeps through the store, then write reports/theory/<task>/<claim>.md;
+    every input is checked before the store is opened."""
+    from bench import theory
+
+    log = _printer()
+    claims = theory.check_claims(args.claims)  # UnknownClaim (a ValueError): "did you mean"
+    at_least_one(batch_size=args.batch_size, workers=args.workers)
+    device = setup_device(args.device, args.threads, default_threads=1)
+    name = args.preset
+    if name == "auto":
+        name = "cpu" if device == "cpu" else "paper"
+    preset = theory.preset_for(name, args.task)
+    preset.make_task()  # unknown task: TaskError with suggestions
+    workers = args.workers or default_workers(device.split(":")[0])
+    out = Path(args.reports)
+    reports.check_writable(out)
+    check_store_path(Path(args.store))
+    tick = time.perf_counter()
+    with Store(args.store) as store, LocalExecutor(workers) as executor:
+        theory.run_theory(
+            claims,
+            preset,
+            store,
+            out,
+            batch_size=args.batch_size,
+            executor=executor,
+            device=device,
+            log=log,
+        )
+    log(f"theory finished in {(time.perf_counter() - tick) / 60:.1f} min on {workers} worker(s)")
+    return 0
+
+
 def _printer() -> Callable[[str], None]:
     def log(line: str) -> None:
         print(line, flush=True)
@@ -596,6 +630,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=str(DEFAULT_PATH), help=f"(default: {DEFAULT_PATH})")
     p.add_argument("--reports", default="reports", help="leaderboard folder (default: reports)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "theory",
+        help="measure the thermodynamic predictions of grokking (bench/theory/)",
+        description=(
+            "Run each claim's sweep through the store (reused on rerun, resumable) in a "
+            "full-batch and a minibatch arm, fit the predicted law beside its competitor, and "
+            "write reports/theory/<task>/<claim>.md with its plot and reports/theory/README.md."
+        ),
+    )
+    p.add_argument(
+        "claims",
+        nargs="*",
+        metavar="CLAIM",
+        help="tgrok_tmem2, drift_diffusion, fraction, eyring, weight_decay (default: all)",
+    )
+    p.add_argument("--task", default=None, help="(default: the preset's task)")
+    p.add_argument(
+        "--preset",
+        default="auto",
+        choices=["auto", "cpu", "paper"],
+        help="cpu: a light task, every claim in under 30 min on two cores; paper: add_mod113 "
+        "for a GPU; auto: paper on a GPU, else cpu",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="the minibatch arm's (default: the preset's)"
+    )
+    p.add_argument("--store", default=str(DEFAULT_PATH), help=f"(default: {DEFAULT_PATH})")
+    p.add_argument("--reports", default="reports/theory", help="(default: reports/theory)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="jobs side by side (default: one per core)"
+    )
+    p.set_defaults(func=cmd_theory)
     return parser
 
 
