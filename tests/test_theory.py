@@ -84,6 +84,13 @@ def test_a_bad_claim_name_exits_2_with_a_suggestion_and_writes_nothing(tmp_path,
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_unknown_task_exits_2_before_the_store_is_made(tmp_path, capsys):
+    args = ["theory", "eyring", "--task", "add_mod31_quadratc", "--preset", "cpu"]
+    assert main([*args, "--store", str(tmp_path / "s.sqlite"), "--reports", str(tmp_path)]) == 2
+    assert "did you mean 'add_mod31_quadratic'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_every_preset_plans_its_claims_on_its_task_without_training():
     for preset in sweeps.PRESETS.values():
         assert preset.make_task().name == preset.task

@@ -35,6 +35,7 @@ from bench.theory.sweeps import (
     checkpoint_seeds,
     memorized_points,
     plan,
+    preset_for,
     run_plan,
 )
 
@@ -47,6 +48,7 @@ __all__ = [
     "UnknownClaim",
     "check_claims",
     "plan",
+    "preset_for",
     "run_theory",
 ]
 
