@@ -95,8 +95,9 @@ def _section(board: Board, plots: Mapping[str, str]) -> list[str]:
         lines += [
             "",
             f"Checkpoints: per seed, the task's reference optimizer from its initialization "
-            f"until training accuracy ≥ {crit.get('train_acc')} with training loss < "
-            f"{crit.get('train_loss_below')} and validation accuracy still < "
+            f"until training accuracy ≥ {crit.get('train_acc')} with training loss below "
+            f"{crit.get('train_loss_ratio', 0):.0%} of its value at initialization and "
+            "validation accuracy still < "
             f"{crit.get('val_acc_below')}; reached at steps {values[0]}–{values[-1]} (median "
             f"{values[len(values) // 2]}), not charged to any sampler.",
         ]

@@ -149,7 +149,8 @@ def run(
     exact only on the full data (HMC) always get the full training set. ``confirm`` is the
     confirmation window of sustained grokking in steps (``None``: the rest of the run; ``0``:
     the first touch, which also stops the run once every chain has touched). ``on_eval(step,
-    metrics, theta)`` is called at every evaluation; returning True stops the run there.
+    metrics, theta)`` is called at every evaluation, step 0 included; returning True stops the
+    run there.
 
     ``threads``: torch's CPU threads for this run, the previous setting restored afterwards
     (default 1: on these small models two threads on one job were measured up to 13x slower
@@ -278,11 +279,12 @@ def _run(
     tracker.update(0, 0, 0.0, metrics, theta0)
     metrics.update(_geometry(theta0, theta0, tracker.theta_mem))
     curves += _rows(0, 0, 0.0, metrics, None, chains)
+    stopped = on_eval is not None and bool(on_eval(0, metrics, theta0))
 
     step = 0
     window = 0
     clock = time.perf_counter()
-    while step < budget:
+    while step < budget and not stopped:
         state, info = sampler.step(state, potential, next(batches), noise_gen)
         if frozen is not None:
             state = dataclasses.replace(
