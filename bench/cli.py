@@ -276,7 +276,7 @@ def parse_samplers(text: str | None) -> list[str]:
     seen = []
     for name in names:
         samplers.lookup(name).grad_evals_per_step({})  # unknown name or varying cost: refused
-        comparison.search_space(name)  # every family has the same samplers
+        comparison.search_space(name)  # a sampler the comparison has no grid for: refused
         if name not in seen:
             seen.append(name)
     return seen

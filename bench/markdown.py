@@ -258,13 +258,6 @@ def _rules(board: Board) -> list[str]:
         )
         fixed = ", ".join(f"{_axis_name(k)} = {_num(v)}" for k, v in space.get("fixed", {}).items())
         lines.append(f"| `{row.sampler}` | {axes} | {fixed or '–'} | {space.get('note', '')} |")
-    family = p.get("search_family")
-    if family:
-        lines += [
-            "",
-            f"Grids of the `{family}` family (`bench/compare/spaces.py`: step sizes, "
-            "temperatures and priors are scaled to the model's gradients).",
-        ]
     lines += [
         "",
         f"Reproduce: `python -m bench compare --task {p.get('asked_task', board.task)} --preset "

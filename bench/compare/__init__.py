@@ -2,7 +2,7 @@
 
 The protocol is stated in :mod:`bench.compare.protocol`; the package reads top to bottom as
 
-* :mod:`~bench.compare.spaces`: what each sampler may try (grids per model family, balanced draw);
+* :mod:`~bench.compare.spaces`: what each sampler may try (a grid each, balanced draw);
 * :mod:`~bench.compare.presets`: how much (budget, trials, seeds) and the runtime estimate;
 * :mod:`~bench.compare.protocol`: how a trial is scored and what a comparison's key covers;
 * :mod:`~bench.compare.jobs`: chains packed into vectorized jobs (trained by :mod:`bench.jobs`);
@@ -26,7 +26,6 @@ from bench.compare.spaces import (
     Axis,
     SearchSpace,
     balanced_subset,
-    family,
     own_samplers,
     search_space,
     trials_for,
@@ -47,7 +46,6 @@ __all__ = [
     "choose_preset",
     "compare",
     "estimate_minutes",
-    "family",
     "grad_evals_per_step",
     "jobs_for",
     "own_samplers",

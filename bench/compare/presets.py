@@ -69,7 +69,7 @@ PRESETS: dict[str, Preset] = {
         model=None,
         budget=None,
         eval_every=None,
-        trials=12,
+        trials=6,
         tune_seeds=3,
         seeds=8,
         max_chains=16,
@@ -78,11 +78,11 @@ PRESETS: dict[str, Preset] = {
     "cpu": Preset(
         name="cpu",
         model=CPU_MODEL,
-        budget=1500,
-        eval_every=25,
+        budget=1000,
+        eval_every=50,
         trials=3,
         tune_seeds=2,
-        seeds=6,
+        seeds=5,
         starts=("memorized",),
         description=(
             f"the task's data and split with the {CPU_MODEL} model, the exploration protocol "

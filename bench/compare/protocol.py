@@ -51,7 +51,7 @@ rendered into the leaderboard's rules, so a page always shows the spaces its num
 
 Presets (:mod:`bench.compare.presets`)
 --------------------------------------
-``paper``: the task as asked (``add_mod113`` is Nanda et al.'s setting), its default budget, 12
+``paper``: the task as asked (``add_mod113`` is Nanda et al.'s setting), its default budget, 6
 trials x 3 tuning seeds, 8 fresh seeds, both starts: meant for a GPU. ``cpu``: the task's data
 and split with a lighter model, the exploration protocol, sized for two CPU cores. ``smoke``: a
 few hundred gradient evaluations, for tests and CI. ``auto`` picks ``paper`` on a GPU; on a CPU
@@ -68,7 +68,7 @@ import numpy as np
 
 from bench import metrics
 from bench.compare.presets import Preset
-from bench.compare.spaces import SearchSpace, family, search_space
+from bench.compare.spaces import SearchSpace, search_space
 from bench.store import digest
 
 #: First seed of the fresh seeds; tuning uses seeds 0, 1, ...
@@ -143,7 +143,6 @@ def protocol_for(
     key = digest({"task": task.name, "task_config": task.config, "protocol": protocol})
     protocol.update(
         search_spaces={s: _space_json(search_space(s, task), task) for s in sampler_names},
-        search_family=family(task),
         task_description=task.description,
         asked_task=asked or task.name,
         model_override=preset.model,
