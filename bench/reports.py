@@ -85,7 +85,8 @@ def write_reports(
         figures: dict[str, dict[str, str]] = {}
         for board in boards[task]:
             drawn = plots.write_plots(board, reports)
-            written += drawn.values()
+            for png in drawn.values():
+                written += [png, *plots.vector_paths(png)]
             figures[board.slug] = {caption: path.name for caption, path in drawn.items()}
             runs_dir = reports / "runs" / board.slug
             runs_dir.mkdir(parents=True, exist_ok=True)
