@@ -34,6 +34,7 @@ TINY = replace(
     tmem_hparams={"momentum": 0.9},
     tmem_prior=1e-3,
     tmem_budget=60,
+    tmem_eval_every=5,
     drift_hparams={"step_size": 0.3, "temperature": 1e-5},
     drift_prior=1e-3,
     drift_replicas=3,

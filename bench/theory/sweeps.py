@@ -89,6 +89,7 @@ class Preset:
     tmem_hparams: Mapping[str, Any]
     tmem_prior: float
     tmem_budget: int
+    tmem_eval_every: int  # t_mem is a covariate here: a finer grid than the others
     # drift_diffusion: SGLD replicas
     drift_hparams: Mapping[str, Any]
     drift_prior: float
@@ -136,7 +137,9 @@ class Preset:
 #: 840. SGHMC at step 3, friction 0.1 (momentum 0.9): 740, 790, 1810 at τ = 1e-8, 1e-7, 1e-6.
 #: The cross-entropy MLP (add_mod31_mlp) was measured first and set aside: SGD (steps
 #: 0.1-2, momentum 0 or 0.9, λ 1e-3-1e-2) had not grokked after 3-4k steps, and λ >= 2e-2
-#: collapses it. A step costs 4-6 ms per chain on the full batch, a third of that on 64 pairs.
+#: collapses it. A step costs 4-6 ms per chain on the full batch on an idle core; with other
+#: users loading the two cores (load 7.6) a 24-chain SGLD job on minibatches of 64 ran 2,500
+#: steps in 228 s (3.8 ms per chain-step): the ladders below are sized for such a machine.
 CPU = Preset(
     name="cpu",
     task="add_mod31_quadratic",
@@ -146,35 +149,36 @@ CPU = Preset(
         "CPU cores"
     ),
     seeds=3,
-    eval_every=10,
-    confirm=200,
+    eval_every=20,
+    confirm=150,
     batch_size=64,
-    tmem_steps=(12.0, 17.0, 24.0, 34.0, 48.0),
+    tmem_steps=(17.0, 24.0, 34.0, 48.0),
     tmem_hparams={},
     tmem_prior=1e-4,
-    tmem_budget=3200,
+    tmem_budget=2400,
+    tmem_eval_every=10,
     drift_hparams={"step_size": 30.0, "temperature": 1e-7},
     drift_prior=1e-4,
     drift_replicas=6,
     drift_groups=2,
-    drift_budget=1200,
-    drift_init_budget=240,
+    drift_budget=1000,
+    drift_init_budget=200,
     drift_init_eval_every=2,
-    fractions=(0.3, 0.35, 0.4, 0.5, 0.6),
+    fractions=(0.35, 0.4, 0.45, 0.5, 0.6),
     fraction_hparams={"step_size": 30.0},
     fraction_prior=1e-4,
-    fraction_budget=4000,
-    eyring_temperatures=(1e-9, 1e-8, 1e-7, 3e-7, 1e-6),
+    fraction_budget=3000,
+    eyring_temperatures=(1e-8, 1e-7, 3e-7, 1e-6),
     eyring_samplers={
         "sgld": {"step_size": 30.0},
         "sghmc": {"step_size": 3.0, "friction": 0.1},
     },
     eyring_prior=1e-4,
-    eyring_budget=2500,
+    eyring_budget=2200,
     decay_priors=(3.5e-5, 5e-5, 1e-4, 1.4e-4),
-    decay_temperatures=(0.0, 1e-7, 1e-6),
+    decay_temperatures=(0.0, 1e-6),
     decay_hparams={"step_size": 30.0},
-    decay_budget=2500,
+    decay_budget=2200,
     decay_seeds=2,
 )
 
@@ -197,6 +201,7 @@ PAPER = Preset(
     tmem_hparams={"momentum": 0.9},
     tmem_prior=1e-2,
     tmem_budget=40_000,
+    tmem_eval_every=20,
     drift_hparams={"step_size": 0.2, "temperature": 1e-6},
     drift_prior=1e-2,
     drift_replicas=8,
@@ -349,7 +354,7 @@ def _tmem(preset, task, points, seeds, arm, bs) -> list[Planned]:
         preset.tmem_prior,
         [s for _ in preset.tmem_steps for s in seeds],
         preset.tmem_budget,
-        preset,
+        replace(preset, eval_every=preset.tmem_eval_every),
         f"tmem/{arm}",
         bs,
     )
