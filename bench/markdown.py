@@ -213,7 +213,9 @@ def _rules(board: Board) -> list[str]:
         "from the task's initialization, AlgoPerf-style time to target.",
         f"- **Equal budgets in gradient evaluations.** Every chain gets {_int(p.get('budget'))} "
         "gradient evaluations. A sampler states what a step costs: HMC's `num_leapfrog` (its "
-        "start gradient is carried over, plus one at its very first step), 1 for the others; "
+        "start gradient is carried over, plus one at its very first step; its float64 "
+        "Metropolis test adds one forward pass a step, not a gradient, which its seconds "
+        "include), 1 for the others; "
         "warm-ups (HMC's step-size adaptation, Riemannian Langevin's metric) are paid by the "
         f"budget. Evaluations come every {_int(p.get('eval_every'))} gradient evaluations for "
         "every sampler.",
