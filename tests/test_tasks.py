@@ -487,6 +487,7 @@ def test_names_and_patterns():
     assert {"add_mod113", "sub_mod113", "s5_compose", "s5_conj", "s5_xyx"} <= set(all_names)
     assert {"gaussian_iso", "gaussian_corr", "gaussian_illcond"} <= set(all_names)
     assert tasks.names("*_mod113") == ["add_mod113", "sub_mod113"]
+    assert tasks.names("add_mod113*") == ["add_mod113", "add_mod113_mlp"]
     assert tasks.names("nothing*") == []
 
 
@@ -536,8 +537,24 @@ def test_a_registered_name_with_a_model_suffix_keeps_the_registered_data(model):
         assert task.reference != registered.reference
     assert task.num_classes == 113
     same = tasks.make("add_mod113", model=model)  # the override spelling builds the same task
-    assert same.config == task.config
+    drop = {"reference"} if model == "mlp" else set()  # add_mod113_mlp registers its own
+    assert {k: v for k, v in same.config.items() if k not in drop} == {
+        k: v for k, v in task.config.items() if k not in drop
+    }
     assert torch.equal(same.train[0], task.train[0])
+
+
+def test_the_cpu_stand_in_of_add_mod113_is_registered_with_its_measured_reference():
+    task = tasks.make("add_mod113_mlp")
+    assert "add_mod113_mlp" in tasks.names() and "stand-in" in task.description
+    assert task.reference == dict(modular.MLP_ADAMW, weight_decay=2.0)
+    assert task.config["reference"] == task.reference
+    assert task.overrides == {} and task.budget == tasks.make("add_mod113").budget
+    assert (task.model.d_embed, task.model.width, task.num_params) == (64, 256, 69_297)
+    # the model is swapped again from the stand-in: the data stay, the reference goes
+    quad = tasks.make("add_mod113_mlp", model="quadratic")
+    assert quad.reference == modular.QUADRATIC_ADAMW
+    assert torch.equal(quad.val[0], tasks.make("add_mod113").val[0])
 
 
 def test_the_model_suffix_keeps_any_registered_split():
