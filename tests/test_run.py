@@ -25,7 +25,7 @@ def outcome(chain):
 
 
 def test_records_memorisation_and_generalisation():
-    light = tasks.make("add_mod31_quadratic")  # groks in ~900 AdamW steps
+    light = tasks.make("add_mod31_quadratic")  # memorizes at ~20 AdamW steps, groks at ~230
     hparams = {k: v for k, v in light.reference.items() if k != "sampler"}
     result = run(
         light, "adamw", hparams, seeds=2, budget=3000, eval_every=10, progress=False, confirm=0
