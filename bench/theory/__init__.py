@@ -92,7 +92,8 @@ def run_theory(
         if write:
             header = _header(store, mine, preset, task)
             page = report.write_claim(result, folder, task.name, header)
-            atomic_write(folder / f"{claim}.json", json.dumps(_digest(result), indent=1) + "\n")
+            digest = _digest(result, preset, _worker_minutes(store, mine))
+            atomic_write(folder / f"{claim}.json", json.dumps(digest, indent=1) + "\n")
             log(f"wrote {page}")
     if write:
         index = reports_root / "README.md"
@@ -101,9 +102,14 @@ def run_theory(
     return results
 
 
+def _worker_minutes(store: Store, planned: Sequence[Planned]) -> float:
+    records = [store.get_run(p.key, curves=False) for p in planned]
+    return sum(r.seconds_wall for r in records if r is not None) / 60
+
+
 def _header(store: Store, planned: Sequence[Planned], preset: Preset, task: Any) -> dict[str, str]:
     records = [store.get_run(p.key, curves=False) for p in planned]
-    worker = sum(r.seconds_wall for r in records if r is not None) / 60
+    worker = _worker_minutes(store, planned)
     devices = sorted({r.result.device for r in records if r is not None})
     codes = sorted({r.code_version[:7] for r in records if r is not None})
     return {
@@ -116,9 +122,11 @@ def _header(store: Store, planned: Sequence[Planned], preset: Preset, task: Any)
     }
 
 
-def _digest(result: ClaimResult) -> dict[str, Any]:
+def _digest(result: ClaimResult, preset: Preset, worker_minutes: float) -> dict[str, Any]:
     return {
         "claim": result.claim,
+        "preset": preset.name,
+        "worker_minutes": round(worker_minutes, 2),
         "title": result.title,
         "summary": result.summary,
         "verdict": result.verdict,
@@ -127,6 +135,8 @@ def _digest(result: ClaimResult) -> dict[str, Any]:
 
 
 def _index(root: Path) -> dict[str, dict[str, tuple[ClaimResult | None, str]]]:
+    """task -> claim -> (its digest as a ClaimResult, its page), from the digests on disk;
+    the preset and worker minutes ride in ``setup``."""
     pages: dict[str, dict[str, tuple[ClaimResult | None, str]]] = {}
     for digest in sorted(root.glob("*/*.json")):
         try:
@@ -139,7 +149,7 @@ def _index(root: Path) -> dict[str, dict[str, tuple[ClaimResult | None, str]]]:
             claim=data["claim"],
             title=data.get("title", ""),
             prediction="",
-            setup=[],
+            setup=[str(data.get("preset", "")), str(data.get("worker_minutes", 0.0))],
             sections=[],
             verdict=data.get("verdict", ""),
             summary=data.get("summary", {}),

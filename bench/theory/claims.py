@@ -142,7 +142,7 @@ def fmt(x: float | None, digits: int = 3) -> str:
         return "–"
     if x == 0:
         return "0"
-    if 1e4 <= abs(x) < 1e7:
+    if 1e3 <= abs(x) < 1e7:
         return f"{x:,.0f}"
     return f"{x:.{digits}g}"
 
@@ -179,7 +179,7 @@ def _aic_phrase(a: Fit, b: Fit) -> str:
     < 2 is no preference)."""
     d = b.aic - a.aic
     if abs(d) < 2:
-        return f"AIC does not separate the {a.name} and the {b.name} law (ΔAIC {abs(d):.1f} < 2)"
+        return f"AIC does not separate the {a.name} and the {b.name} law (ΔAIC {abs(d):.2f} < 2)"
     win, lose = (a, b) if d > 0 else (b, a)
     return f"AIC prefers the {win.name} law over the {lose.name} law by {abs(d):.1f}"
 
@@ -278,8 +278,22 @@ def tgrok_tmem2(store: Store, planned: Sequence[Planned], preset: Preset) -> Cla
                 mean=decay_mean,
                 start=[0.0, 0.0],
                 profile=["log_c"],
-                name="decay",
+                name="norm decay",
                 formula="log(t_mem + c·log(‖θ_mem‖/‖θ*‖)/(η_eff·λ))",
+            )
+
+            def scale_mean(beta, X, x=x, rate=rate):
+                return np.log(x + math.exp(beta[0]) / rate)
+
+            scale = fits.censored_lognormal(
+                times,
+                exog,
+                ["log_c"],
+                mean=scale_mean,
+                start=[0.0, 0.0],
+                profile=["log_c"],
+                name="decay time",
+                formula="log(t_mem + c/(η_eff·λ))",
             )
         except FitError as err:
             sec.notes.append(f"No fit: {err}.")
@@ -289,7 +303,9 @@ def tgrok_tmem2(store: Store, planned: Sequence[Planned], preset: Preset) -> Cla
             summary[arm] = "no fit"
             continue
         b, b_ci = power["b"], power.interval("b")
-        c_ci = tuple(None if v is None else math.exp(v) for v in decay.interval("log_c"))
+        c_ci = _exp_interval(decay.interval("log_c"))
+        k_ci = _exp_interval(scale.interval("log_c"))
+        c, k = math.exp(decay["log_c"]), math.exp(scale["log_c"])
         sec.tables.append(
             (
                 "Fits (censored log-normal regressions on the same chains; 95 % profile-"
@@ -298,13 +314,14 @@ def tgrok_tmem2(store: Store, planned: Sequence[Planned], preset: Preset) -> Cla
                     ["law", "parameter", "estimate", "95 % interval", "σ (log scale)"],
                     [
                         ["power", "slope b", fmt(b), ci(b_ci), fmt(power.sigma)],
-                        ["decay", "c", fmt(math.exp(decay["log_c"])), ci(c_ci), fmt(decay.sigma)],
+                        ["norm decay", "c", fmt(c), ci(c_ci), fmt(decay.sigma)],
+                        ["decay time", "c", fmt(k), ci(k_ci), fmt(scale.sigma)],
                     ],
                 ),
             )
         )
         sec.tables.append(
-            ("Model comparison on the same chains.", comparison_table([power, decay]))
+            ("Model comparison on the same chains.", comparison_table([power, decay, scale]))
         )
         sec.notes.append(
             _censoring_note(times, int(np.sum(~keep)))
@@ -314,10 +331,15 @@ def tgrok_tmem2(store: Store, planned: Sequence[Planned], preset: Preset) -> Cla
         sec.verdict = (
             f"The slope of log t_grok on log t_mem is {fmt(b)} (95 % CI {ci(b_ci)}): the interval "
             f"{_within(b_ci, 2.0)} 2 (t_grok ∝ t_mem²) and {_within(b_ci, 1.0)} 1 (t_grok ∝ "
-            f"t_mem, what weight decay alone gives on a step-size ladder); "
-            f"{_aic_phrase(power, decay)}."
+            f"t_mem, what weight decay alone gives on a step-size ladder). The norm-decay law "
+            f"needs c = {fmt(c)} ({ci(c_ci)}), "
+            + ("consistent with 1" if fits.contains(c_ci, 1.0) else "not the 1 it predicts")
+            + f": ‖θ‖ went from a median {fmt(float(np.nanmedian(norm_mem[keep])))} at t_mem to "
+            f"{fmt(norm_star)} at t_grok; the decay time scale alone, t_grok − t_mem = "
+            f"c/(η_eff·λ), fits with c = {fmt(k)} ({ci(k_ci)}); {_aic_phrase(power, decay)}, and "
+            f"{_aic_phrase(power, scale)}."
         )
-        panel.update(power=power, decay=decay, drive=drive)
+        panel.update(power=power, decay=decay, drive=drive, scale=scale, rate=rate)
         panels.append(panel)
         sections.append(sec)
         summary[arm] = f"b = {fmt(b)} ({ci(b_ci)})"
@@ -331,24 +353,30 @@ def tgrok_tmem2(store: Store, planned: Sequence[Planned], preset: Preset) -> Cla
             "to memorize: slope 2 of log t_grok on log t_mem. Competing law: after memorization "
             "weight decay shrinks ‖θ‖ geometrically until it reaches the generalizing norm ‖θ*‖: "
             "t_grok − t_mem = c·log(‖θ_mem‖/‖θ*‖)/(η_eff·λ) with c ≈ 1, which on a step-size "
-            "ladder (t_mem ∝ 1/η) gives slope 1."
+            "ladder (t_mem ∝ 1/η) gives slope 1; beside it, the decay time scale alone, t_grok − "
+            "t_mem = c/(η_eff·λ)."
         ),
         setup=[
             "SGD from `task.init` over step sizes η ∈ "
             f"{{{', '.join(fmt(s) for s in preset.tmem_steps)}}} "
             f"× {preset.seeds} seeds, everything else fixed ({_hp(preset.tmem_hparams)}, "
             f"λ = {fmt(preset.tmem_prior)}); budget {preset.tmem_budget} steps; "
-            f"evaluated every {preset.eval_every} steps.",
+            f"evaluated every {preset.tmem_eval_every} steps.",
         ],
         sections=sections,
         verdict=verdict,
         panels=panels,
         figure_caption="t_grok against t_mem (log–log); open triangles are censored chains (at "
         "their censoring time, the truth above); solid line: the fitted power law; dashed: "
-        "slope 2 through the data's centre; crosses: the decay law's prediction per chain.",
+        "slope 2 through the data's centre; crosses and pluses: the norm-decay and the "
+        "decay-time laws' predictions per chain.",
         summary=summary,
         runs=[p.key for p in planned],
     )
+
+
+def _exp_interval(interval):
+    return tuple(None if v is None else math.exp(v) for v in interval)
 
 
 def _hp(hparams) -> str:
@@ -482,8 +510,9 @@ def drift_diffusion(store: Store, planned: Sequence[Planned], preset: Preset) ->
         ratio = d_end / (s_end / math.sqrt(r)) if s_end > 0 else math.inf
         sec.notes.append(
             f"{len(data.chains) // r} starting point(s) × {r} replicas; at s = {fmt(end)}: drift "
-            f"{fmt(d_end)}, spread {fmt(s_end)}; drift / (spread/√R) = {fmt(ratio)} (≈ 1 or "
-            "less: the mean moved no more than the replicas' own noise makes it)."
+            f"{fmt(d_end)}, spread {fmt(s_end)}; drift / (spread/√R) = {fmt(ratio)} (a ratio "
+            "near 1 or below would mean the mean moved no more than the replicas' own noise "
+            "moves it)."
         )
         if arm == "minibatch":
             sec.notes.append(
@@ -524,7 +553,8 @@ def drift_diffusion(store: Store, planned: Sequence[Planned], preset: Preset) ->
             f"{preset.drift_replicas} replicas from each of {preset.drift_groups} memorized "
             f"checkpoint(s) (bench/checkpoints.py) for {preset.drift_budget} steps, and "
             f"{preset.drift_replicas} replicas from one initialization for "
-            f"{preset.drift_init_budget} steps; evaluated every {preset.eval_every} steps.",
+            f"{preset.drift_init_budget} steps; evaluated every {preset.eval_every} steps (every "
+            f"{preset.drift_init_eval_every} from the initialization).",
             "Measured at every evaluation: the Gram matrix of the replicas' displacements from "
             "their start (bench.theory.sweeps.ReplicaProbe), from which the drift (bias-"
             "corrected ‖mean displacement‖) and the spread (√trace of the replicas' covariance) "
@@ -699,6 +729,24 @@ def fraction(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimR
     )
 
 
+def _factor(slope: float, interval, span: float):
+    """The factor exp(|slope|·span) on t_grok and its interval from the slope's."""
+    lo, hi = (
+        (-math.inf if interval[0] is None else interval[0]),
+        (math.inf if interval[1] is None else interval[1]),
+    )
+    ends = sorted((abs(lo), abs(hi)))
+    low = 0.0 if lo <= 0 <= hi else ends[0]
+    high = math.exp(ends[1] * span) if math.isfinite(ends[1]) else None
+    return math.exp(abs(slope) * span), (math.exp(low * span), high)
+
+
+def _median_text(median: float | None, times: Times) -> str:
+    if median is not None:
+        return f"{fmt(median)} steps"
+    return f"above {fmt(float(times.lower.max()))} (not reached)" if len(times) else "–"
+
+
 def _pct(x: float | None) -> str:
     if x is None:
         return "∞"
@@ -722,10 +770,11 @@ def eyring(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimRes
         t = tau[keep]
         label = "full batch" if arm == "full" else f"minibatch ({data.result.batch_size})"
         sec = Section(f"{sampler}, {label}")
-        rows, frozen = [], []
+        rows, frozen, medians = [], [], {}
         for level in sorted(set(tau)):
             sub = times.subset(t == level)
             med = km_median(sub) if len(sub) else (None, None, None)
+            medians[level] = med[0]
             if sub.events == 0:
                 frozen.append(level)
             rows.append(
@@ -805,8 +854,17 @@ def eyring(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimRes
             if dF_ci[1] is not None and dF_ci[1] < 0
             else "not distinguishable from 0"
         )
+        cold, hot = min(medians), max(medians)
         sec.verdict = (
-            f"ΔF = {fmt(dF)} (95 % CI {ci(dF_ci)}), {sign}; {_aic_phrase(arr, flat)}"
+            f"The median t_grok is {_median_text(medians[cold], times.subset(t == cold))} at "
+            f"τ = {fmt(cold)} and {_median_text(medians[hot], times.subset(t == hot))} at "
+            f"τ = {fmt(hot)}; ΔF = {fmt(dF)} (95 % CI {ci(dF_ci)}), {sign}; "
+            f"{_aic_phrase(arr, flat)}"
+            + (
+                " (with ΔF < 0: a faster escape when colder, not an activated one)"
+                if dF < 0 and arr.aic < flat.aic - 2
+                else ""
+            )
             + (f"; no escape at τ ≤ {fmt(max(frozen))}" if frozen else "")
             + "."
         )
@@ -833,7 +891,8 @@ def eyring(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimRes
         sections=sections,
         verdict=" ".join(f"**{s.title}**: {s.verdict}" for s in sections if s.verdict),
         panels=panels,
-        figure_caption="log rate (1 / Kaplan–Meier median t_grok) against 1/τ; open markers: "
+        figure_caption="log rate (1 / Kaplan–Meier median t_grok) against 1/τ on a log axis "
+        "(the Eyring line, linear in 1/τ, curves on it); open markers: "
         "no median within the budget (rate below 1/budget); lines: the Eyring fit (the rate at "
         "the fitted median) and the τ-independent fit.",
         summary=summary,
@@ -889,7 +948,7 @@ def weight_decay(store: Store, planned: Sequence[Planned], preset: Preset) -> Cl
                 times,
                 np.hstack([one, loglam, dummies]),
                 ["a", "b", *tnames],
-                profile=["b"],
+                profile=["b", *tnames],
                 name="λ and τ",
                 formula="a + b·log λ + γ_τ",
             )
@@ -918,39 +977,94 @@ def weight_decay(store: Store, planned: Sequence[Planned], preset: Preset) -> Cl
         b, b_ci = both["b"], both.interval("b")
         p_tau = fits.likelihood_ratio(only_lam, both)
         p_lam = fits.likelihood_ratio(only_tau, both)
-        lam_span = abs(b) * math.log(max(lam) / min(lam))
-        gam = [0.0] + [both[n] for n in tnames]
-        tau_span = max(gam) - min(gam)
+        span = math.log(max(lam) / min(lam))
+        lam_factor, lam_ci = _factor(b, b_ci, span)
+        gammas = {n: (both[n], both.interval(n)) for n in tnames}
+        strongest = max(gammas, key=lambda n: abs(gammas[n][0])) if gammas else None
+        tau_factor, tau_ci = _factor(*gammas[strongest], 1.0) if strongest else (1.0, (1.0, 1.0))
+        per_level, slopes = [], {}
+        for lv in levels:
+            m = tau_k == lv
+            sub = times.subset(m)
+            try:
+                fit = fits.censored_lognormal(
+                    sub,
+                    np.column_stack([np.ones(int(m.sum())), np.log(lam_k[m])]),
+                    ["a", "b"],
+                    profile=["b"],
+                )
+                slopes[lv] = (fit["b"], fit.interval("b"))
+                per_level.append(
+                    [fmt(lv), f"{sub.events}/{len(sub)}", fmt(fit["b"]), ci(fit.interval("b"))]
+                )
+            except FitError as err:
+                per_level.append([fmt(lv), f"{sub.events}/{len(sub)}", "–", f"no fit: {err}"])
+        inter = None
+        if tnames:
+            try:
+                inter = fits.censored_lognormal(
+                    times,
+                    np.hstack([one, loglam, dummies, dummies * loglam]),
+                    ["a", "b", *tnames, *(f"δ{n}" for n in tnames)],
+                    name="λ × τ",
+                    formula="a + b_τ·log λ + γ_τ",
+                )
+            except FitError:
+                inter = None
         sec.tables.append(
             (
-                "The additive fit a + b·log λ + γ_τ (censored log-normal; 95 % profile interval "
-                "of b) and the likelihood-ratio tests of each factor given the other.",
+                "At fixed temperature: the slope b_τ of log t_grok on log λ (t_grok ∝ λ^b_τ; the "
+                "norm-decay first passage predicts −1), censored log-normal fits with 95 % "
+                "profile intervals.",
+                Table(["τ", "grokked", "b_τ", "95 % interval"], per_level),
+            )
+        )
+        sec.tables.append(
+            (
+                "The additive fit a + b·log λ + γ_τ (censored log-normal; 95 % profile "
+                "intervals) and the likelihood-ratio test of each factor given the other.",
                 Table(
                     ["quantity", "estimate", "95 % interval / p"],
                     [
-                        ["b (t_grok ∝ λ^b; decay law: −1)", fmt(b), ci(b_ci)],
-                        *[[f"γ at {n} (vs τ={fmt(levels[0])})", fmt(both[n]), "–"] for n in tnames],
+                        ["b (common slope on log λ)", fmt(b), ci(b_ci)],
+                        *[
+                            [f"γ at {n} (log t_grok vs τ = {fmt(levels[0])})", fmt(g), ci(g_ci)]
+                            for n, (g, g_ci) in gammas.items()
+                        ],
                         ["LR test: does τ matter, given λ?", "–", f"p = {fmt(p_tau)}"],
                         ["LR test: does λ matter, given τ?", "–", f"p = {fmt(p_lam)}"],
-                        ["factor on t_grok across the λ grid", fmt(math.exp(lam_span)), "–"],
-                        ["factor on t_grok across the τ grid", fmt(math.exp(tau_span)), "–"],
+                        [
+                            f"factor on t_grok across the λ grid (×{fmt(max(lam) / min(lam))})",
+                            fmt(lam_factor),
+                            ci(lam_ci),
+                        ],
+                        ["factor on t_grok across the τ grid", fmt(tau_factor), ci(tau_ci)],
                     ],
                 ),
             )
         )
-        sec.tables.append(
-            (
-                "Model comparison on the same chains.",
-                comparison_table([both, only_lam, only_tau, null]),
-            )
-        )
+        models = [both, only_lam, only_tau, null] + ([inter] if inter is not None else [])
+        sec.tables.append(("Model comparison on the same chains.", comparison_table(models)))
         sec.notes.append(_censoring_note(times, int(np.sum(~keep))))
-        stronger = "λ" if lam_span > tau_span else "τ"
+        if tau_ci[1] is not None and lam_ci[0] > tau_ci[1]:
+            lever = "λ is the stronger lever over these grids"
+        elif lam_ci[1] is not None and tau_ci[0] > lam_ci[1]:
+            lever = "τ is the stronger lever over these grids"
+        else:
+            lever = "over these grids the two levers are comparable (their intervals overlap)"
+        at_zero = slopes.get(levels[0])
         sec.verdict = (
-            f"t_grok ∝ λ^{fmt(b)} (95 % CI {ci(b_ci)}, which {_within(b_ci, -1.0)} −1); across "
-            f"the grids λ moves t_grok by a factor {fmt(math.exp(lam_span))} and τ by "
-            f"{fmt(math.exp(tau_span))}, so {stronger} is the stronger lever here (LR p for λ "
-            f"{fmt(p_lam)}, for τ {fmt(p_tau)})."
+            (
+                f"At τ = {fmt(levels[0])}, t_grok ∝ λ^{fmt(at_zero[0])} (95 % CI "
+                f"{ci(at_zero[1])}, which {_within(at_zero[1], -1.0)} −1); "
+                if at_zero
+                else ""
+            )
+            + f"across the grids λ changes t_grok by a factor {fmt(lam_factor)} "
+            f"({ci(lam_ci)}) and τ by {fmt(tau_factor)} ({ci(tau_ci)}): {lever}; both matter "
+            f"(LR p for λ {fmt(p_lam)}, for τ {fmt(p_tau)})"
+            + (f"; {_aic_phrase(inter, both)}" if inter is not None else "")
+            + "."
         )
         panel.update(fit=both)
         panels.append(panel)

@@ -22,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter  # noqa: E402
 
 from bench.files import atomic_write, publish  # noqa: E402
 from bench.plots import STYLE  # noqa: E402
@@ -87,7 +88,18 @@ def render_index(pages: Mapping[str, Mapping[str, tuple[ClaimResult | None, str]
         "",
     ]
     for task, claims in sorted(pages.items()):
-        lines += [f"## {task}", "", "| claim | result | verdict |", "|---|---|---|"]
+        lines += [f"## {task}", ""]
+        known = [r for r, _ in claims.values() if r is not None and len(r.setup) == 2]
+        presets = sorted({r.setup[0] for r in known if r.setup[0]})
+        if known:
+            minutes = sum(float(r.setup[1]) for r in known)
+            lines += [
+                f"Preset {', '.join(f'`{p}`' for p in presets) or '–'}; {minutes:.1f} min of "
+                "worker time for the runs behind these pages (two run side by side on two "
+                "cores).",
+                "",
+            ]
+        lines += ["| claim | result | verdict |", "|---|---|---|"]
         for claim, (result, path) in claims.items():
             if result is None:
                 lines.append(f"| [{claim}]({path}) | – | – |")
@@ -159,7 +171,22 @@ def _scatter_times(ax, x, times, color, label=None, marker="o"):
         )
 
 
+def _plain_ticks(ax) -> None:
+    """Plain numbers (not powers of ten) on log axes, as bench/plots.py draws them."""
+    for axis, scale, limits in (
+        (ax.xaxis, ax.get_xscale(), ax.get_xlim()),
+        (ax.yaxis, ax.get_yscale(), ax.get_ylim()),
+    ):
+        if scale == "log" and limits[0] > 1e-4 and limits[1] < 1e5:
+            formatter = ScalarFormatter()
+            formatter.set_scientific(False)
+            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(formatter)
+            axis.set_minor_formatter(NullFormatter())
+
+
 def _legend(ax) -> None:
+    _plain_ticks(ax)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(frameon=False, fontsize=6)
 
@@ -197,7 +224,11 @@ def tmem_figure(panels: Sequence[Mapping[str, Any]]):
                 ax.plot(xs, cy * (xs / cx) ** 2, color="grey", ls="--", lw=1, label="slope 2")
                 pred = p["x"] + math.exp(p["decay"]["log_c"]) * p["drive"]
                 ax.scatter(
-                    p["x"], pred, marker="x", s=14, color="grey", label="decay law", zorder=2
+                    p["x"], pred, marker="x", s=14, color="grey", label="norm-decay law", zorder=2
+                )
+                pred = p["x"] + math.exp(p["scale"]["log_c"]) / p["rate"]
+                ax.scatter(
+                    p["x"], pred, marker="+", s=18, color="k", label="decay-time law", zorder=2
                 )
             ax.set_xlabel("t_mem (steps)")
             ax.set_ylabel("t_grok (steps)")
@@ -321,7 +352,7 @@ def eyring_figure(panels: Sequence[Mapping[str, Any]]):
                             zorder=3,
                         )
                 if "fit" in p:
-                    xs = np.linspace(min(1 / t for t in levels), max(1 / t for t in levels), 50)
+                    xs = np.geomspace(min(1 / t for t in levels), max(1 / t for t in levels), 50)
                     f = p["fit"]
                     ax.plot(
                         xs,
@@ -332,6 +363,7 @@ def eyring_figure(panels: Sequence[Mapping[str, Any]]):
                     )
                     ax.axhline(math.exp(-p["flat"]["a"]), color=color, lw=0.7, ls=":")
             ax.set_yscale("log")
+            ax.set_xscale("log")
             ax.set_xlabel("1/τ")
             ax.set_ylabel("rate = 1 / median t_grok (per step)")
             ax.set_title(_title({"arm": arm}))

@@ -139,7 +139,9 @@ class Preset:
 #: 0.1-2, momentum 0 or 0.9, λ 1e-3-1e-2) had not grokked after 3-4k steps, and λ >= 2e-2
 #: collapses it. A step costs 4-6 ms per chain on the full batch on an idle core; with other
 #: users loading the two cores (load 7.6) a 24-chain SGLD job on minibatches of 64 ran 2,500
-#: steps in 228 s (3.8 ms per chain-step): the ladders below are sized for such a machine.
+#: steps in 228 s (3.8 ms per chain-step): the ladders below are sized for such a machine. The
+#: whole preset (22 jobs, 170 chains, checkpoints and pages included) took 17.7 min of
+#: wall-clock on two workers under that load (32 min of worker time).
 CPU = Preset(
     name="cpu",
     task="add_mod31_quadratic",
