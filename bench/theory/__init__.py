@@ -102,6 +102,11 @@ def run_theory(
     return results
 
 
+def _short(version: str) -> str:
+    commit, plus, rest = version.partition("+")
+    return commit[:7] + plus + rest
+
+
 def _worker_minutes(store: Store, planned: Sequence[Planned]) -> float:
     records = [store.get_run(p.key, curves=False) for p in planned]
     return sum(r.seconds_wall for r in records if r is not None) / 60
@@ -111,13 +116,13 @@ def _header(store: Store, planned: Sequence[Planned], preset: Preset, task: Any)
     records = [store.get_run(p.key, curves=False) for p in planned]
     worker = _worker_minutes(store, planned)
     devices = sorted({r.result.device for r in records if r is not None})
-    codes = sorted({r.code_version[:7] for r in records if r is not None})
+    codes = sorted({_short(r.code_version) for r in records if r is not None})
     return {
         "task": f"`{task.name}`: {task.description}",
         "preset": f"`{preset.name}`: {preset.description}",
         "hardware": f"{', '.join(devices)} on {host_description()}",
         "code": f"{', '.join(f'`{c}`' for c in codes)} (numerics version {NUMERICS_VERSION}); "
-        f"reported by `{code_version()[:7]}`",
+        f"reported by `{_short(code_version())}` (+dirty: uncommitted changes in the tree)",
         "compute": f"{worker:.1f} min of worker time for the {len(planned)} runs behind this page",
     }
 
