@@ -24,8 +24,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from bench.keys import NUMERICS_VERSION, code_version, digest
 from bench.run import run
-from bench.store import NUMERICS_VERSION, Checkpoint, Store, code_version, digest
+from bench.store import Checkpoint, Store
 
 
 class CheckpointError(ValueError):

@@ -33,8 +33,9 @@ from typing import Any, Protocol
 
 import torch
 
+from bench.keys import code_version, run_key
 from bench.run import RunResult, run
-from bench.store import Store, code_version, run_key
+from bench.store import Store
 
 #: Seconds a claim lasts; a holder renews its claims while it trains, so only a dead holder's
 #: claim runs out.

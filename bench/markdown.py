@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench.board import Board, SamplerStats
+from bench.keys import NUMERICS_VERSION
 from bench.metrics import Ratio, Survival
-from bench.store import NUMERICS_VERSION
 
 #: Section titles per start, in the order the page shows them.
 SECTIONS = {

@@ -18,13 +18,7 @@ choose) holds::
     claims    one row per job being trained: who holds it and until when (a lease), so that
               several processes on one store split the work instead of each training everything
 
-**Keys.** A run's key is a hash of everything that determines its numbers: the task's name and
-configuration, the sampler, the hyperparameters, the prior precision, the seeds, the budget, the
-evaluation interval, the batch size, the data seed and :data:`NUMERICS_VERSION`. It does *not*
-contain the git commit (recorded per run as ``code_version``), so a finished run is reused
-across commits until someone bumps :data:`NUMERICS_VERSION` because the numbers would change.
-It does not contain the device either: a CPU and a GPU run of the same key agree in law, not
-bit for bit, and the one stored first is kept (its device is recorded and reported).
+**Keys** are :mod:`bench.keys`' (what determines a run's numbers, and nothing else).
 
 **Crash safety.** Each finished run is written in one transaction (WAL journal), so a compare
 killed at any moment, ``kill -9`` included, loses at most the run in flight; a rerun finds every
@@ -42,31 +36,23 @@ another application, or was written with another :data:`SCHEMA_VERSION` raises
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import math
 import os
-import platform
 import sqlite3
-import subprocess
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from bench.keys import NUMERICS_VERSION, code_version, host_description, plain
 from bench.run import ChainResult, RunResult
 
 #: Bump when the on-disk layout changes; an older or newer store is refused, never rewritten.
 SCHEMA_VERSION = 3  # 1: an early draft; 2: no checkpoints or claims (upgraded in place)
-#: Bump when the numbers a run produces would change (samplers, tasks, the loop): part of
-#: every run key, so old runs are not reused for new numerics (they stay in the store).
-#: 2: sustained grokking; HMC's float64 Metropolis test and carried gradient; the Riemannian
-#: Langevin metric's warm-up; Gromov's model as published.
-NUMERICS_VERSION = "2"
 APPLICATION = "grokbench"
 DEFAULT_PATH = Path("results") / "store.sqlite"
 
@@ -177,99 +163,6 @@ class Compare:
     protocol: dict[str, Any]
     created_at: float
     updated_at: float
-
-
-def run_key(
-    task: Any,
-    sampler: str,
-    hparams: Mapping[str, Any],
-    *,
-    prior_precision: Any,
-    seeds: Sequence[int],
-    budget: int,
-    eval_every: int,
-    batch_size: int | None = None,
-    data_seed: int = 0,
-    confirm: int | None = None,
-    start: str | Sequence[str] = "init",
-) -> str:
-    """The reuse key of a run (see the module docstring): 24 hex digits of a SHA-256.
-
-    ``confirm`` is the window of sustained grokking; ``start`` is ``"init"`` or the keys of the
-    checkpoints the chains start from."""
-    return digest(
-        {
-            "task": task.name,
-            "task_config": task.config,
-            "sampler": sampler,
-            "hparams": dict(hparams),
-            "prior_precision": prior_precision,
-            "seeds": list(seeds),
-            "budget": budget,
-            "eval_every": eval_every,
-            "batch_size": batch_size,
-            "data_seed": data_seed,
-            "confirm": confirm,
-            "start": start if isinstance(start, str) else list(start),
-            "numerics": NUMERICS_VERSION,
-        }
-    )
-
-
-def digest(payload: Any) -> str:
-    text = json.dumps(_plain(payload), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-#: Folders of generated output, relative to the repository root: ``make compare`` rewrites the
-#: tracked pages under ``reports/``, and ``results/`` holds the store. A change there is not a
-#: change of the code, so it does not make :func:`code_version` dirty.
-GENERATED_PATHS = ("reports", "results", ".asv")
-
-
-def code_version(root: str | os.PathLike[str] | None = None) -> str:
-    """``git rev-parse --short HEAD`` of the checkout at ``root`` (default: the one this package
-    sits in), with ``+dirty`` when a tracked file of the *code* differs from HEAD (staged or
-    not). Files under :data:`GENERATED_PATHS` do not count (a compare rewrites its own report,
-    and the next run is still the same code); neither do untracked files. ``unknown`` outside a
-    git checkout or without git."""
-    root = Path(__file__).resolve().parent.parent if root is None else Path(root)
-    try:
-        head = _git(root, "rev-parse", "--short", "HEAD")
-        dirty = _git(
-            root,
-            "status",
-            "--porcelain",
-            "--untracked-files=no",
-            "--",
-            ".",
-            *(f":(exclude){path}" for path in GENERATED_PATHS),
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
-
-
-def _git(root: Path, *args: str) -> str:
-    """Run ``git args`` in ``root``; its stripped standard output (raises when git fails)."""
-    done = subprocess.run(
-        ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10
-    )
-    return done.stdout.strip()
-
-
-def host_description() -> str:
-    """The machine a run ran on, for the leaderboard: CPU model and core count, and the OS."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, {platform.system()}"
 
 
 class Store:
@@ -410,7 +303,7 @@ class Store:
                 (
                     key,
                     result.task,
-                    _dumps(_plain(task_config)),
+                    _dumps(plain(task_config)),
                     result.sampler,
                     _dumps(result.hparams),
                     _dumps(result.prior_precision),
@@ -495,9 +388,9 @@ class Store:
                     checkpoint.key,
                     checkpoint.task,
                     checkpoint.seed,
-                    _dumps(_plain(checkpoint.criterion)),
+                    _dumps(plain(checkpoint.criterion)),
                     checkpoint.step,
-                    _dumps(_plain(checkpoint.metrics)),
+                    _dumps(plain(checkpoint.metrics)),
                     theta.numpy().tobytes(),
                     str(theta.dtype).removeprefix("torch."),
                     checkpoint.code_version or code_version(),
@@ -664,17 +557,6 @@ def check_creatable(path: Path, *, create_parents: bool = True) -> None:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise StoreError(f"cannot create the results store {path}: {err}") from None
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: tuples become lists, mappings get string keys."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 def _dumps(value: Any) -> str:

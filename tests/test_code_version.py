@@ -1,4 +1,4 @@
-"""bench.store.code_version: the commit, dirty only when the *code* differs from it.
+"""bench.keys.code_version: the commit, dirty only when the *code* differs from it.
 
 ``make compare`` rewrites the tracked pages under ``reports/``; a stamp that counted them made
 every later run ``<commit>+dirty`` although no code had changed. Each test builds a throwaway
@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from bench.store import GENERATED_PATHS, code_version
+from bench.keys import GENERATED_PATHS, code_version
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 

@@ -9,9 +9,10 @@ import sqlite3
 import pytest
 
 import tasks
-from bench import store as store_module
+from bench import keys
+from bench.keys import run_key
 from bench.run import run
-from bench.store import Store, StoreError, run_key
+from bench.store import Store, StoreError
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +94,9 @@ def test_key_changes_with_the_numerics_version_only(tiny, monkeypatch):
     task, _ = tiny
     args = dict(prior_precision=0.0, seeds=[0], budget=5, eval_every=1)
     key = run_key(task, "sgd", {}, **args)
-    monkeypatch.setattr(store_module, "code_version", lambda: "another-commit")
+    monkeypatch.setattr(keys, "code_version", lambda: "another-commit")
     assert run_key(task, "sgd", {}, **args) == key
-    monkeypatch.setattr(store_module, "NUMERICS_VERSION", "999")
+    monkeypatch.setattr(keys, "NUMERICS_VERSION", "999")
     assert run_key(task, "sgd", {}, **args) != key
 
 

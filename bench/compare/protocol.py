@@ -69,7 +69,7 @@ import numpy as np
 from bench import metrics
 from bench.compare.presets import Preset
 from bench.compare.spaces import SearchSpace, search_space
-from bench.store import digest
+from bench.keys import digest
 
 #: First seed of the fresh seeds; tuning uses seeds 0, 1, ...
 FRESH_SEED = 1000

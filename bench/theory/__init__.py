@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.files import atomic_write
-from bench.store import NUMERICS_VERSION, Store, code_version, host_description
+from bench.keys import NUMERICS_VERSION, code_version, host_description
+from bench.store import Store
 from bench.theory import report
 from bench.theory.claims import ANALYSES, ClaimResult
 from bench.theory.sweeps import (
