@@ -48,8 +48,9 @@ from typing import Any
 
 import torch
 
+from bench.grokking import ChainResult
 from bench.keys import NUMERICS_VERSION, code_version, host_description, plain
-from bench.run import ChainResult, RunResult
+from bench.run import RunResult
 
 #: Bump when the on-disk layout changes; an older or newer store is refused, never rewritten.
 SCHEMA_VERSION = 3  # 1: an early draft; 2: no checkpoints or claims (upgraded in place)

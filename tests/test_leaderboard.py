@@ -19,7 +19,8 @@ from bench import board as boards
 from bench import compare as C
 from bench import markdown
 from bench.__main__ import main
-from bench.run import ChainResult, RunResult
+from bench.grokking import ChainResult
+from bench.run import RunResult
 from bench.store import Entry, Store
 
 GOLDEN = Path(__file__).parent / "golden" / "leaderboard.md"

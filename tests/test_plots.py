@@ -17,7 +17,8 @@ from matplotlib.colors import to_rgba
 
 import bench.plots as plots
 from bench.board import build_board
-from bench.run import ChainResult, RunResult
+from bench.grokking import ChainResult
+from bench.run import RunResult
 from bench.store import Entry, Store
 
 BUDGET, EVERY = 3000, 100  # gradient evaluations
