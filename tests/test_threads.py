@@ -122,6 +122,7 @@ def test_compile_through_the_job_settings_of_an_executor(tmp_path, tiny, eager_b
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # inductor imports torch.jit's
 def test_inductor_compile_gives_the_eager_gradients_to_rounding(tiny):
     from samplers.base import value_and_grad
 
