@@ -66,6 +66,7 @@ def runner_seconds(task, hparams, steps: int, chains: int = 1) -> float:
         eval_every=steps,
         progress=False,
         device="cpu",
+        threads=None,  # the --threads of this script, set once for every measurement
     )
     return result.seconds_per_step
 

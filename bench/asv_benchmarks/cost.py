@@ -135,6 +135,7 @@ class ChainThroughput:
             prior_precision=self.prior_precision,
             device=self.device,
             progress=False,
+            threads=None,  # THREADS, pinned by common.configure()
         )
 
     def track_chain_steps_per_second(self, task: str, sampler: str, chains: int) -> float:

@@ -81,6 +81,7 @@ def train(sampler: str, device: torch.device) -> dict[str, Any]:
         prior_precision=prior_precision,
         device=device,
         progress=False,
+        threads=None,  # THREADS, pinned by common.configure()
     )
     figures = dict(summarize(result))
     figures["final_val_acc"] = statistics.median(c.final["val_acc"] for c in result.chains)

@@ -231,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers", type=int, default=None, help="jobs side by side (default: one per core)"
     )
+    add_executor_options(p)
     p.set_defaults(func=cmd_theory)
     return parser
 

@@ -29,7 +29,6 @@ from bench.cli.inputs import (
     preset_overrides,
     setup_device,
 )
-from bench.jobs import LocalExecutor
 from bench.run import RunResult, run
 from bench.store import Store
 
@@ -315,7 +314,7 @@ def cmd_theory(args: argparse.Namespace) -> int:
     reports.check_writable(out)
     check_store_path(Path(args.store))
     tick = time.perf_counter()
-    with Store(args.store) as store, LocalExecutor(workers) as executor:
+    with Store(args.store) as store, make_executor(args, device, workers, log) as executor:
         theory.run_theory(
             claims,
             preset,
@@ -326,7 +325,7 @@ def cmd_theory(args: argparse.Namespace) -> int:
             device=device,
             log=log,
         )
-    log(f"theory finished in {(time.perf_counter() - tick) / 60:.1f} min on {workers} worker(s)")
+    log(f"theory finished in {(time.perf_counter() - tick) / 60:.1f} min")
     return 0
 
 
