@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from bench.theory import claims, fits
+from bench.theory.claims import replicas
 from bench.theory.fits import Times
 
 
@@ -145,13 +146,13 @@ def test_replica_moments_separate_drift_from_diffusion():
     window = np.ones(len(steps), dtype=bool)
     # pure diffusion: spread ∝ √s, and the mean does not move beyond its own noise
     grams = _walks(rng, 8, 3, 60, 400, drift=0.0, noise=0.1)
-    drift, spread, fitted = claims._exponents(steps, grams, window)
+    drift, spread, fitted = replicas._exponents(steps, grams, window)
     s = fitted["spread"]
     assert s.low < 0.5 < s.high and abs(s.exponent - 0.5) < 0.05
     assert np.all(drift[10:] < 0.5 * spread[10:])
     # a strong common drift: the mean moves ∝ s, well beyond the spread
     grams = _walks(rng, 8, 3, 60, 400, drift=10.0, noise=0.1)
-    drift, spread, fitted = claims._exponents(steps, grams, window)
+    drift, spread, fitted = replicas._exponents(steps, grams, window)
     d = fitted["drift"]
     assert d.low < 1.0 < d.high and abs(d.exponent - 1.0) < 0.05
     assert np.all(drift[5:] > 3 * spread[5:])

@@ -1,0 +1,232 @@
+"""Drift, then diffusion: replicas from one point, their mean displacement and their spread."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from bench.store import Store
+from bench.theory import fits
+from bench.theory.claims.common import (
+    Chains,
+    ClaimResult,
+    Section,
+    Table,
+    _hp,
+    _num,
+    _within,
+    ci,
+    fmt,
+    km_median,
+    load,
+)
+from bench.theory.fits import FitError
+from bench.theory.sweeps import Planned, Preset
+
+
+def replica_moments(gram: np.ndarray, weights: np.ndarray | None = None):
+    """(drift², spread²) of R replicas from the (R, R) Gram matrix ``K`` of their displacements
+    ``d_r`` from the common start.
+
+    spread² is the trace of the replicas' covariance, and drift² the squared displacement of
+    their expected position, ‖mean d‖² less the part the replicas' own noise contributes to
+    it (for a pure diffusion the raw ‖mean d‖² grows like spread²/R and would pass for
+    drift). With ``weights`` (a bootstrap resample's multiplicities, V₁ = Σw, V₂ = Σw²) both
+    are the unbiased reliability-weighted forms: spread² = Σ w_r‖d_r − d̄_w‖² / (V₁ − V₂/V₁),
+    drift² = ‖d̄_w‖² − spread²·V₂/V₁²; unit weights give the sample covariance (R − 1) and
+    ‖mean d‖² − spread²/R. ``gram`` may carry leading axes (one matrix per step); a resample
+    with a single distinct replica has no spread to measure (NaN)."""
+    gram = np.asarray(gram, dtype=float)
+    r = gram.shape[-1]
+    w = np.ones(r) if weights is None else np.asarray(weights, dtype=float)
+    v1, v2 = float(w.sum()), float((w**2).sum())
+    mean2 = np.einsum("i,...ij,j->...", w, gram, w) / v1**2
+    denom = v1 - v2 / v1
+    diag = np.einsum("i,...ii->...", w, gram)
+    spread2 = (diag - v1 * mean2) / denom if denom > 1e-12 else np.full_like(mean2, np.nan)
+    drift2 = mean2 - spread2 * v2 / v1**2
+    return drift2, spread2
+
+
+def _grams(data: Chains, replicas: int) -> tuple[np.ndarray, np.ndarray]:
+    """steps (T,) and Gram matrices (T, G, R, R) from the probe's curves."""
+    curves = data.result.curves
+    steps = sorted({r["step"] for r in curves})
+    index = {s: i for i, s in enumerate(steps)}
+    n = len(data.chains)
+    g = n // replicas
+    out = np.full((len(steps), g, replicas, replicas), np.nan)
+    for row in curves:
+        c = row["chain"]
+        for j in range(replicas):
+            out[index[row["step"]], c // replicas, c % replicas, j] = _num(row.get(f"gram_{j}"))
+    return np.array(steps, dtype=float), out
+
+
+def _pooled(
+    grams: np.ndarray, groups: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """drift and spread (distances; the squares averaged over the chosen groups, each with its
+    replicas' weights) per step."""
+    drift2 = np.zeros(grams.shape[0])
+    spread2 = np.zeros(grams.shape[0])
+    for g, w in zip(groups, weights, strict=True):
+        d2, s2 = replica_moments(grams[:, g], w)
+        drift2 += d2 / len(groups)
+        spread2 += s2 / len(groups)
+    return np.sqrt(np.maximum(drift2, 0.0)), np.sqrt(np.maximum(spread2, 0.0))
+
+
+def _exponents(steps, grams, window):
+    """Fitted drift and spread exponents over ``window`` (a boolean mask of steps), with a
+    two-level percentile bootstrap (groups, then replicas within each)."""
+    g, r = grams.shape[1], grams.shape[2]
+    drift, spread = _pooled(grams, np.arange(g), np.ones((g, r)))
+    x = steps[window]
+
+    def resampler(which):
+        def draw(rng):
+            groups = rng.integers(0, g, g)
+            weights = np.stack([np.bincount(rng.integers(0, r, r), minlength=r) for _ in range(g)])
+            d, s = _pooled(grams[window], groups, weights)
+            return d if which == "drift" else s
+
+        return draw
+
+    out = {}
+    for which, y in (("drift", drift), ("spread", spread)):
+        try:
+            out[which] = fits.power_law(x, y[window], resampler(which), resamples=400)
+        except FitError:
+            out[which] = None
+    return drift, spread, out
+
+
+def drift_diffusion(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimResult:
+    sections, panels, summary = [], [], {}
+    for data in load(store, planned):
+        arm, meta = data.planned.arm, data.planned.meta
+        r = meta["replicas"]
+        steps, grams = _grams(data, r)
+        start = meta["start"]
+        if start == "memorized":
+            median = km_median(data.grok_times())[0]
+            end = median if median is not None else steps[-1]
+            window = (steps > 0) & (steps <= end)
+            phase = "after memorization (from θ_mem, until the replicas' median t_grok)"
+        else:
+            tm = [c.t_mem for c in data.chains if c.t_mem is not None]
+            end = float(np.median(tm)) if tm else steps[-1]
+            window = (steps > 0) & (steps <= end)
+            phase = "before memorization (from one θ_0, until the replicas' median t_mem)"
+        drift, spread, fitted = _exponents(steps, grams, window)
+        label = "full batch" if arm == "full" else f"minibatch ({data.result.batch_size})"
+        sec = Section(f"{label}, {phase}")
+        rows = []
+        for which, pred in (("drift", "1 (drift)"), ("spread", "1/2 (diffusion)")):
+            f = fitted[which]
+            rows.append(
+                [
+                    "mean displacement ‖E θ − θ_start‖" if which == "drift" else "spread √tr Cov θ",
+                    "–" if f is None else fmt(f.exponent),
+                    "–" if f is None else ci((f.low, f.high)),
+                    "–" if f is None else fmt(f.r2),
+                    pred,
+                ]
+            )
+        sec.tables.append(
+            (
+                f"Exponents of distance ∝ s^α over s ∈ (0, {fmt(end)}] steps ({int(window.sum())} "
+                "evaluations; least squares on log–log axes; 95 % percentile bootstrap over "
+                "starting points and replicas).",
+                Table(["quantity", "α", "95 % interval", "R²", "predicted"], rows),
+            )
+        )
+        last = int(np.where(window)[0][-1]) if window.any() else -1
+        d_end, s_end = float(drift[last]), float(spread[last])
+        ratio = d_end / (s_end / math.sqrt(r)) if s_end > 0 else math.inf
+        sec.notes.append(
+            f"{len(data.chains) // r} starting point(s) × {r} replicas; at s = {fmt(end)}: drift "
+            f"{fmt(d_end)}, spread {fmt(s_end)}; drift / (spread/√R) = {fmt(ratio)} (a ratio "
+            "near 1 or below would mean the mean moved no more than the replicas' own noise "
+            "moves it)."
+        )
+        if arm == "minibatch":
+            sec.notes.append(
+                "The replicas of a job share their minibatches (bench/run.py): the data noise "
+                "moves them together and counts as drift here; only the sampler's noise spreads "
+                "them."
+            )
+        sec.verdict = _drift_verdict(fitted, ratio, start)
+        sections.append(sec)
+        panels.append(
+            {
+                "arm": arm,
+                "start": start,
+                "steps": steps,
+                "drift": drift,
+                "spread": spread,
+                "window": window,
+                "fitted": fitted,
+            }
+        )
+        a = fitted["drift"]
+        s = fitted["spread"]
+        summary[f"{arm}/{start}"] = (
+            f"drift α = {fmt(a.exponent) if a else '–'}, spread α = {fmt(s.exponent) if s else '–'}"
+        )
+    return ClaimResult(
+        claim="drift_diffusion",
+        title="Drift, then diffusion?",
+        prediction=(
+            "Kozyrev: before memorization the walk is a drift down the loss (distance from the "
+            "start ∝ t); after it, on the zero-loss set, a diffusion (distance ∝ √t). One chain "
+            "cannot tell them apart; replicas from one point with independent noise can: a "
+            "drift moves their mean (exponent 1), a diffusion spreads them (exponent 1/2) "
+            "while their mean stays put."
+        ),
+        setup=[
+            f"SGLD ({_hp(preset.drift_hparams)}, λ = {fmt(preset.drift_prior)}): "
+            f"{preset.drift_replicas} replicas from each of {preset.drift_groups} memorized "
+            f"checkpoint(s) (bench/checkpoints.py) for {preset.drift_budget} steps, and "
+            f"{preset.drift_replicas} replicas from one initialization for "
+            f"{preset.drift_init_budget} steps; evaluated every {preset.eval_every} steps (every "
+            f"{preset.drift_init_eval_every} from the initialization).",
+            "Measured at every evaluation: the Gram matrix of the replicas' displacements from "
+            "their start (bench.theory.sweeps.ReplicaProbe), from which the drift (bias-"
+            "corrected ‖mean displacement‖) and the spread (√trace of the replicas' covariance) "
+            "follow, and a bootstrap over replicas is exact.",
+        ],
+        sections=sections,
+        verdict=" ".join(f"**{s.title}**: {s.verdict}" for s in sections if s.verdict),
+        panels=panels,
+        figure_caption="Drift (mean displacement, bias-corrected) and spread of the replicas "
+        "against steps from their start (log–log), each arm; fitted power laws over the shaded "
+        "window; grey: slopes 1 and 1/2 for reference.",
+        summary=summary,
+        runs=[p.key for p in planned],
+    )
+
+
+def _drift_verdict(fitted, ratio: float, start: str) -> str:
+    d, s = fitted["drift"], fitted["spread"]
+    parts = []
+    if d is not None:
+        parts.append(
+            f"the mean's exponent is {fmt(d.exponent)} ({ci((d.low, d.high))}), which "
+            f"{_within((d.low, d.high), 1.0)} 1"
+        )
+    else:
+        parts.append("the mean did not move measurably (drift at or below the replicas' noise)")
+    if s is not None:
+        parts.append(
+            f"the spread's is {fmt(s.exponent)} ({ci((s.low, s.high))}), which "
+            f"{_within((s.low, s.high), 0.5)} 1/2"
+        )
+    moved = "moved further than" if ratio > 3 else "stayed within a few times"
+    phase = "Before memorization" if start == "init" else "After memorization"
+    return (
+        f"{phase}, {'; '.join(parts)}; the mean {moved} the replicas' noise (ratio {fmt(ratio)})."
+    )
