@@ -22,10 +22,11 @@ one by 1e-7 to 2e-6. So U at the end of each trajectory is evaluated once more, 
 the float32 state, which is what the Metropolis test requires. When theta is float64 the value
 from the gradient call is used and nothing is added. Measured on the CPU (one thread, light
 tasks): the float64 forward pass costs 0.6-1.3 float32 gradient evaluations (embedding MLP 1.2,
-quadratic MLP 1.0-1.3 in its earlier mean-field parametrization, transformer 0.6), i.e. +8-17% of a transition at L = 4 and a few percent
-at L = 16, which the cached gradient below pays back: a transition is as fast as before the two
-changes (0.8-1.05x). It is not a gradient evaluation and is not counted in ``grad_evals``. A
-potential that ignores the dtype of theta gets no benefit but stays correct.
+quadratic MLP 1.0-1.3 in its earlier mean-field parametrization, transformer 0.6), i.e. +8-17%
+of a transition at L = 4 and a few percent at L = 16, which the cached gradient below pays
+back: a transition is as fast as before the two changes (0.8-1.05x). It is not a gradient
+evaluation and is not counted in ``grad_evals``. A potential that ignores the dtype of theta gets
+no benefit but stays correct.
 
 Per step: ``grad_evals = L`` (+1 on the first step). The gradient, U and its float64 value at the
 end of a transition are carried over in the state and start the next one (a rejected chain keeps
