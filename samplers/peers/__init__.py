@@ -66,23 +66,23 @@ _TARGET_ACCEPT = Param(
     why="an acceptance probability strictly between 0 and 1",
 )
 
+#: SGLD's and SGHMC's declarations, shared by the BlackJAX and posteriors peers.
+_SGLD = {
+    "step_size": Param(1e-3, **_POSITIVE, why="the step size must be positive"),
+    "temperature": Param(
+        1e-5, low=0.0, why="a temperature is non-negative (0 is gradient descent)"
+    ),
+}
+_FRICTION = Param(
+    0.1, low=0.0, high=1.0, low_open=True, why="friction alpha in (0, 1], as in our sghmc"
+)
+
 #: Hyperparameter declarations of every peer: importable without jax or pyro.
 PARAMS: dict[str, dict[str, Param]] = {
-    "blackjax.sgld": {
-        "step_size": Param(1e-3, **_POSITIVE, why="the step size must be positive"),
-        "temperature": Param(
-            1e-5, low=0.0, why="a temperature is non-negative (0 is gradient descent)"
-        ),
-    },
+    "blackjax.sgld": dict(_SGLD),
     "blackjax.sghmc": {
         "step_size": Param(1e-3, **_POSITIVE, why="the learning rate must be positive"),
-        "friction": Param(
-            0.1,
-            low=0.0,
-            high=1.0,
-            low_open=True,
-            why="friction alpha in (0, 1], as in our sghmc",
-        ),
+        "friction": _FRICTION,
         "temperature": Param(
             1e-5, low=0.0, why="a temperature is non-negative (0 is SGD with momentum)"
         ),
@@ -130,21 +130,10 @@ PARAMS: dict[str, dict[str, Param]] = {
             10, low=1, integer=True, per_chain=False, why="at least one tree doubling"
         ),
     },
-    "posteriors.sgld": {
-        "step_size": Param(1e-3, **_POSITIVE, why="the step size must be positive"),
-        "temperature": Param(
-            1e-5, low=0.0, why="a temperature is non-negative (0 is gradient descent)"
-        ),
-    },
+    "posteriors.sgld": dict(_SGLD),
     "posteriors.sghmc": {
         "step_size": Param(1e-3, **_POSITIVE, why="the learning rate must be positive"),
-        "friction": Param(
-            0.1,
-            low=0.0,
-            high=1.0,
-            low_open=True,
-            why="friction alpha in (0, 1], as in our sghmc",
-        ),
+        "friction": _FRICTION,
         "temperature": Param(
             1e-5, low=0.0, why="a temperature is non-negative (0 is gradient descent)"
         ),
