@@ -10,6 +10,9 @@ For one sampler (``sgld``, ``sghmc``, ``hmc`` or ``nuts``) it times every implem
 ``blackjax``
     the registered peer (``blackjax.sgld``, ...), stepped the same way: torch <-> JAX conversion,
     one jitted vmapped transition and the containment of non-finite chains at every step;
+The native loops (``blackjax-scan``, ``pyro-mcmc``, ``posteriors-loop``) live with the peers
+(:func:`samplers.peers.native_loop`); this module only measures.
+
 ``blackjax-scan``
     BlackJAX as its users run it: one jitted ``jax.lax.scan`` over all timed steps of the
     vmapped kernel, no conversion, nothing else computed (fixed step size, no adaptation);
@@ -49,7 +52,6 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import torch
@@ -57,17 +59,12 @@ import torch
 import samplers
 import tasks
 from bench.timing import synchronize
+from samplers import peers
 
-IMPLEMENTATIONS = (
-    "ours",
-    "blackjax",
-    "blackjax-scan",
-    "pyro",
-    "pyro-mcmc",
-    "posteriors",
-    "posteriors-loop",
-)
-SAMPLERS = ("sgld", "sghmc", "hmc", "nuts")
+#: Ours, then each library's wrapper followed by its native loop (``samplers.peers.native_loop``).
+IMPLEMENTATIONS = ("ours", *(x for item in peers.NATIVE_LOOPS.items() for x in item))
+#: The algorithms some library has a peer of.
+SAMPLERS = tuple(dict.fromkeys(entry.name.split(".", 1)[1] for entry in peers.PEERS))
 
 
 @dataclass
@@ -155,22 +152,18 @@ def measure(
 def _build(impl, sampler, hparams, task, potential, batch, theta0, seed, steps):
     """``(run(steps), grad evals per chain-step, note)`` or None where there is no such
     implementation. Every runner is warmed up (compiled) before it is returned."""
-    if impl in ("ours", "blackjax", "pyro", "posteriors"):
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown implementation {impl!r}; choose from {IMPLEMENTATIONS}")
+    if impl == "ours" or impl in peers.NATIVE_LOOPS:
         name = sampler if impl == "ours" else f"{impl}.{sampler}"
         if name not in samplers.names():
             return None
         return _stepper(samplers.make(name, **_only(name, hparams)), potential, batch, theta0)
-    if impl == "blackjax-scan":
-        return _blackjax_scan(sampler, hparams, potential, batch, theta0, seed, steps)
-    if impl == "pyro-mcmc":
-        if f"pyro.{sampler}" not in samplers.names():
-            return None
-        return _pyro_mcmc(sampler, hparams, potential, batch, theta0)
-    if impl == "posteriors-loop":
-        if f"posteriors.{sampler}" not in samplers.names():
-            return None
-        return _posteriors_loop(sampler, hparams, potential, batch, theta0)
-    raise ValueError(f"unknown implementation {impl!r}; choose from {IMPLEMENTATIONS}")
+    library = next(lib for lib, native in peers.NATIVE_LOOPS.items() if native == impl)
+    loop = peers.native_loop(
+        library, sampler, hparams, potential, batch, theta0, seed=seed, steps=steps
+    )
+    return None if loop is None else (loop.run, loop.grad_evals_per_step, loop.note)
 
 
 def _only(name: str, hparams: dict[str, Any]) -> dict[str, Any]:
@@ -196,134 +189,6 @@ def _stepper(sampler, potential, batch, theta0):
     evals.clear()
     run(5)
     return run, statistics.mean(evals), ""
-
-
-def _blackjax_scan(sampler, hparams, potential, batch, theta0, seed, steps):
-    if f"blackjax.{sampler}" not in samplers.names():
-        return None
-    import jax
-    import jax.numpy as jnp
-
-    from samplers.peers import blackjax_backend as bj
-    from samplers.peers.jax_tasks import chain_vector, port, to_jax
-
-    peer = samplers.make(f"blackjax.{sampler}", **_only(f"blackjax.{sampler}", hparams))
-    jp = port(potential)
-    chains = theta0.shape[0]
-    data, lam = jp.data(batch), jp.prior_precision(chains)
-    h = {k: chain_vector(v, chains) for k, v in peer.hparams.items() if k != "adapt_steps"}
-    theta = to_jax(theta0)
-
-    if sampler == "sgld":
-        run_scan = bj.BlackJAXSGLD.scan(jp)
-        args = (data, lam, h["step_size"], h["temperature"])
-        evals = 1.0
-    elif sampler == "sghmc":
-        k = peer.num_integration_steps
-        transition = jax.vmap(bj.sghmc_transition(jp, k), in_axes=(0, 0, None, 0, 0, 0, 0))
-        run_scan = _scan_positions(transition)
-        args = (data, lam, h["step_size"], h["friction"], h["temperature"])
-        evals = float(k)
-    else:
-        statics = (peer.num_leapfrog,) if sampler == "hmc" else (peer.max_num_doublings,)
-        fns = bj.build_hmc_family(jp, sampler, statics, peer.target_accept)
-        kernel = bj.hmc_kernel(sampler, statics)
-
-        def one(key, s, eps, lam_c, tau_c):
-            logdensity = fns["logdensity"](data, lam_c, tau_c)
-            return kernel(key, s, logdensity, eps, jnp.ones_like(s.position))
-
-        one_per_chain = jax.vmap(one)
-
-        @partial(jax.jit, static_argnames="n")
-        def run_mcmc(seed, state, eps, lam, tau, n):
-            def body(s, key):
-                s, info = one_per_chain(jax.random.split(key, chains), s, eps, lam, tau)
-                return s, info.num_integration_steps
-
-            return jax.lax.scan(body, state, jax.random.split(jax.random.key(seed), n))
-
-        box = {"state": fns["init"](theta, data, lam, h["temperature"])}
-        counts: list[float] = []
-
-        def run(n: int) -> None:
-            state, num = run_mcmc(seed, box["state"], h["step_size"], lam, h["temperature"], n)
-            jax.block_until_ready(state)
-            box["state"] = state
-            counts.append(float(jnp.mean(num)))
-
-        run(steps)  # compile for the timed length
-        counts.clear()
-        run(steps)
-        return run, statistics.mean(counts), "fixed step size"
-
-    box = {"theta": theta}
-
-    def run(n: int) -> None:
-        box["theta"] = run_scan(seed, box["theta"], *args, steps=n)
-        jax.block_until_ready(box["theta"])
-
-    run(steps)  # compile for the timed length
-    return run, evals, ""
-
-
-def _scan_positions(transition):
-    import jax
-
-    def run(seed, theta, *args, steps):
-        def body(theta, key):
-            return transition(jax.random.split(key, theta.shape[0]), theta, *args), None
-
-        theta, _ = jax.lax.scan(body, theta, jax.random.split(jax.random.key(seed), steps))
-        return theta
-
-    return jax.jit(run, static_argnames="steps")
-
-
-def _pyro_mcmc(sampler, hparams, potential, batch, theta0):
-    from pyro.infer import MCMC
-
-    from samplers.peers.pyro_backend import _Counter, chain_potential
-
-    peer = samplers.make(f"pyro.{sampler}", **_only(f"pyro.{sampler}", hparams))
-    chains = theta0.shape[0]
-    counters = []
-
-    def run(steps: int) -> None:
-        counters.clear()
-        for c in range(chains):
-            fn = _Counter(chain_potential(potential, c, chains), batch, peer.temperature)
-            kernel = peer._kernel(fn, c)
-            mcmc = MCMC(
-                kernel,
-                num_samples=steps,
-                warmup_steps=0,
-                initial_params={"theta": theta0[c].detach().clone()},
-                disable_progbar=True,
-            )
-            with torch.enable_grad():
-                mcmc.run()
-            counters.append((fn.calls - 1) / steps)  # one call sets the kernel up
-
-    run(2)
-    return run, statistics.mean(counters), "per chain, sequential"
-
-
-def _posteriors_loop(sampler, hparams, potential, batch, theta0):
-    name = f"posteriors.{sampler}"
-    peer = samplers.make(name, **_only(name, hparams))
-    transform = peer.transform(potential, theta0)  # posteriors' own build(...), our mapping
-    box = {"state": transform.init(theta0.clone())}  # SGHMC: momenta 0, as the peer starts
-
-    def run(steps: int) -> None:
-        state = box["state"]
-        for _ in range(steps):
-            state, _ = transform.update(state, batch)
-        synchronize(state.params)
-        box["state"] = state
-
-    run(3)
-    return run, 1.0, "global RNG"
 
 
 def format_table(timings: list[Timing], task: str, sampler: str) -> str:

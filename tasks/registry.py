@@ -15,7 +15,6 @@ An unknown name raises :class:`TaskError` with the nearest registered names.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import inspect
 import re
@@ -25,6 +24,7 @@ from typing import Any
 from . import modular, permutations, toy
 from .base import Task, TaskError
 from .models import MODELS
+from .suggestions import did_you_mean
 
 #: ``factory(**overrides) -> Task``
 Factory = Callable[..., Task]
@@ -65,10 +65,7 @@ def make(name: str, **overrides: Any) -> Task:
 
 
 def _suggest(name: str) -> str:
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.6)
-    if close:
-        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
-    return "see tasks.names() for the registered tasks"
+    return did_you_mean(name, _REGISTRY) or "see tasks.names() for the registered tasks"
 
 
 def _parse(name: str) -> Factory:

@@ -19,6 +19,11 @@ the torch potential itself, one kernel per chain; the posteriors wrappers
 (:mod:`samplers.peers.posteriors_backend`) call its torch-native SGLD and SGHMC on the torch
 potential, all chains at once.
 
+Each backend also runs its library *as its users run it* (:func:`native_loop`: BlackJAX's jitted
+``lax.scan``, Pyro's ``MCMC.run``, posteriors' ``transform.update`` loop), which
+``python -m bench speed`` times beside the wrappers; the loops live with the wrappers, so that
+the speed command only measures.
+
 Importing :mod:`samplers` does not import jax, blackjax, pyro or posteriors (their imports take
 seconds): the registry holds a :class:`LazyPeer` per name, which carries the declarations a
 caller needs without the library (``params``, ``samples``, ``metropolis``, ``peer``, ``summary``)
@@ -39,7 +44,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from samplers.base import Param, Sampler
+from samplers.base import Example, Param, Sampler
 
 BLACKJAX_MODULE = "samplers.peers.blackjax_backend"
 PYRO_MODULE = "samplers.peers.pyro_backend"
@@ -140,6 +145,24 @@ PARAMS: dict[str, dict[str, Param]] = {
     },
 }
 
+#: Example settings of every peer (``Sampler.examples``): small, stable steps on the
+#: ill-conditioned toy Gaussian at τ = 1.
+EXAMPLES: dict[str, dict[str, Example]] = {
+    name: {"toy": Example(hparams)}
+    for name, hparams in {
+        "blackjax.sgld": dict(step_size=1e-3, temperature=1.0),
+        "blackjax.sghmc": dict(
+            step_size=1e-3, friction=0.2, temperature=1.0, num_integration_steps=3
+        ),
+        "blackjax.hmc": dict(step_size=0.05, num_leapfrog=5),
+        "blackjax.nuts": dict(step_size=0.05, max_num_doublings=4),
+        "pyro.hmc": dict(step_size=0.05, num_leapfrog=5),
+        "pyro.nuts": dict(step_size=0.05, max_tree_depth=4),
+        "posteriors.sgld": dict(step_size=1e-3, temperature=1.0),
+        "posteriors.sghmc": dict(step_size=1e-3, friction=0.2, temperature=1.0),
+    }.items()
+}
+
 
 #: Peers whose cost per step is fixed in advance: gradient evaluations per step.
 FIXED_GRAD_EVALS = {"blackjax.sgld": 1, "posteriors.sgld": 1, "posteriors.sghmc": 1}
@@ -179,6 +202,8 @@ class LazyPeer:
     samples: bool = True
     metropolis: bool = False
     params: Mapping[str, Param] = field(default_factory=dict)
+    examples: Mapping[str, Example] = field(default_factory=dict)
+    search_space: Any = None  # a peer searches the space of its algorithm (bench.compare.spaces)
 
     def __call__(self, **hparams: Any) -> Sampler:
         return self.load()(**hparams)
@@ -206,6 +231,7 @@ PEERS: tuple[LazyPeer, ...] = (
         "BlackJAXSGLD",
         "BlackJAX's SGLD (jitted, vmapped over chains) on the JAX port of the potential.",
         params=PARAMS["blackjax.sgld"],
+        examples=EXAMPLES["blackjax.sgld"],
     ),
     LazyPeer(
         "blackjax.sghmc",
@@ -214,6 +240,7 @@ PEERS: tuple[LazyPeer, ...] = (
         "BlackJAXSGHMC",
         "BlackJAX's SGHMC: momentum redrawn from N(0, I) each step, so it does not temper.",
         params=PARAMS["blackjax.sghmc"],
+        examples=EXAMPLES["blackjax.sghmc"],
     ),
     LazyPeer(
         "blackjax.hmc",
@@ -223,6 +250,7 @@ PEERS: tuple[LazyPeer, ...] = (
         "BlackJAX's HMC with its Stan window adaptation, on the JAX port of the potential.",
         metropolis=True,
         params=PARAMS["blackjax.hmc"],
+        examples=EXAMPLES["blackjax.hmc"],
     ),
     LazyPeer(
         "blackjax.nuts",
@@ -232,6 +260,7 @@ PEERS: tuple[LazyPeer, ...] = (
         "BlackJAX's NUTS with its Stan window adaptation, on the JAX port of the potential.",
         metropolis=True,
         params=PARAMS["blackjax.nuts"],
+        examples=EXAMPLES["blackjax.nuts"],
     ),
     LazyPeer(
         "pyro.hmc",
@@ -241,6 +270,7 @@ PEERS: tuple[LazyPeer, ...] = (
         "Pyro's HMC through potential_fn on the torch potential, one kernel per chain.",
         metropolis=True,
         params=PARAMS["pyro.hmc"],
+        examples=EXAMPLES["pyro.hmc"],
     ),
     LazyPeer(
         "pyro.nuts",
@@ -250,6 +280,7 @@ PEERS: tuple[LazyPeer, ...] = (
         "Pyro's NUTS through potential_fn on the torch potential, one kernel per chain.",
         metropolis=True,
         params=PARAMS["pyro.nuts"],
+        examples=EXAMPLES["pyro.nuts"],
     ),
     LazyPeer(
         "posteriors.sgld",
@@ -258,6 +289,7 @@ PEERS: tuple[LazyPeer, ...] = (
         "PosteriorsSGLD",
         "posteriors' SGLD (torch.func) on the torch potential, all chains as one tensor.",
         params=PARAMS["posteriors.sgld"],
+        examples=EXAMPLES["posteriors.sgld"],
     ),
     LazyPeer(
         "posteriors.sghmc",
@@ -266,8 +298,47 @@ PEERS: tuple[LazyPeer, ...] = (
         "PosteriorsSGHMC",
         "posteriors' SGHMC: moves with the old momentum (explicit), so not equal to ours.",
         params=PARAMS["posteriors.sghmc"],
+        examples=EXAMPLES["posteriors.sghmc"],
     ),
 )
+
+
+@dataclass(frozen=True)
+class NativeLoop:
+    """A library run as its users run it, for timing (``python -m bench speed``): ``run(n)``
+    advances every chain ``n`` steps and waits for the result; compiled and warmed up."""
+
+    run: Callable[[int], None]
+    grad_evals_per_step: float  # per chain
+    note: str = ""
+
+
+#: The native loop of each library, by the name ``python -m bench speed`` prints.
+NATIVE_LOOPS = {"blackjax": "blackjax-scan", "pyro": "pyro-mcmc", "posteriors": "posteriors-loop"}
+
+
+def native_loop(
+    library: str,
+    algorithm: str,
+    hparams: Mapping[str, Any],
+    potential: Any,
+    batch: Any,
+    theta0: Any,
+    *,
+    seed: int = 0,
+    steps: int = 100,
+) -> NativeLoop | None:
+    """``library``'s own loop of ``algorithm`` (``"blackjax"``, ``"sgld"``) on ``theta0``
+    ``(C, D)``, with the hyperparameters of ``hparams`` the peer takes; None where the library
+    has no such peer. BlackJAX's scan is compiled for ``steps`` steps per call."""
+    name = f"{library}.{algorithm}"
+    entry = next((e for e in PEERS if e.name == name), None)
+    if entry is None:
+        return None
+    peer = entry(**{k: v for k, v in hparams.items() if k in entry.params})
+    return importlib.import_module(entry.module).native_loop(
+        peer, potential, batch, theta0, seed, steps
+    )
 
 
 def register_peers(register: Callable[[str, Any], None]) -> None:
@@ -281,12 +352,16 @@ def is_peer(factory: Any) -> bool:
 
 
 __all__ = [
+    "EXAMPLES",
     "FIXED_GRAD_EVALS",
+    "NATIVE_LOOPS",
     "PARAMS",
     "PEERS",
     "LazyPeer",
+    "NativeLoop",
     "PeerUnavailableError",
     "grad_evals_per_step",
     "is_peer",
+    "native_loop",
     "register_peers",
 ]

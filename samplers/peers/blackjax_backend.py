@@ -82,7 +82,7 @@ from blackjax.sgmcmc.gradients import grad_estimator, logdensity_estimator
 from torch import Tensor
 
 from samplers.base import Info, Sampler, ones
-from samplers.peers import PARAMS
+from samplers.peers import EXAMPLES, PARAMS, NativeLoop
 from samplers.peers import grad_evals_per_step as peer_grad_evals_per_step
 from samplers.peers.jax_tasks import JaxPotential, chain_vector, port, to_jax, to_torch
 
@@ -184,6 +184,7 @@ def sgld_transition(jp: JaxPotential):
 class BlackJAXSGLD(_BlackJAXSampler):
     name = "blackjax.sgld"
     params = PARAMS[name]
+    examples = EXAMPLES[name]
 
     def init(self, theta: Tensor) -> BlackJAXSGLDState:
         return BlackJAXSGLDState(theta=theta)
@@ -208,13 +209,6 @@ class BlackJAXSGLD(_BlackJAXSampler):
             potential=to_torch(u, theta),
         )
 
-    @staticmethod
-    def scan(jp: JaxPotential):
-        """BlackJAX's natural usage, for timing: ``run(seed, theta, data, lam, h, tau, steps)``,
-        a jitted ``lax.scan`` over steps of the vmapped kernel, no per-step conversion."""
-        transition = jax.vmap(sgld_transition(jp), in_axes=(0, 0, None, 0, 0, 0))
-        return _scan(transition)
-
 
 def _build_sgld(jp: JaxPotential):
     transition = sgld_transition(jp)
@@ -232,18 +226,6 @@ def _build_sgld(jp: JaxPotential):
         return batched(chain_keys(seed, theta.shape[0]), theta, data, lam, h, tau)
 
     return step
-
-
-def _scan(transition):
-    @partial(jax.jit, static_argnames="steps")
-    def run(seed, theta, data, lam, h, tau, steps):
-        def body(theta, key):
-            return transition(jax.random.split(key, theta.shape[0]), theta, data, lam, h, tau), None
-
-        theta, _ = jax.lax.scan(body, theta, jax.random.split(jax.random.key(seed), steps))
-        return theta
-
-    return run
 
 
 # -- SGHMC -------------------------------------------------------------------------------------
@@ -272,6 +254,7 @@ def sghmc_transition(jp: JaxPotential, num_integration_steps: int):
 class BlackJAXSGHMC(_BlackJAXSampler):
     name = "blackjax.sghmc"
     params = PARAMS[name]
+    examples = EXAMPLES[name]
 
     def init(self, theta: Tensor) -> BlackJAXSGHMCState:
         return BlackJAXSGHMCState(theta=theta)
@@ -424,6 +407,7 @@ class _BlackJAXHMCFamily(_BlackJAXSampler):
 class BlackJAXHMC(_BlackJAXHMCFamily):
     name = "blackjax.hmc"
     params = PARAMS[name]
+    examples = EXAMPLES[name]
     algorithm = "hmc"
 
     def _statics(self) -> tuple:
@@ -436,6 +420,7 @@ class BlackJAXHMC(_BlackJAXHMCFamily):
 class BlackJAXNUTS(_BlackJAXHMCFamily):
     name = "blackjax.nuts"
     params = PARAMS[name]
+    examples = EXAMPLES[name]
     algorithm = "nuts"
 
     def _statics(self) -> tuple:
@@ -530,12 +515,102 @@ def hmc_family_functions(potential: Any, algorithm: str, statics: tuple, target_
     return jp, build_hmc_family(jp, algorithm, statics, target_accept)
 
 
+# -- BlackJAX as its users run it (``python -m bench speed``'s "blackjax-scan") ------------------
+
+
+def native_loop(
+    peer: Sampler, potential: Any, batch: Any, theta0: Tensor, seed: int, steps: int
+) -> NativeLoop:
+    """BlackJAX as its users run it, for timing against the wrapper: one jitted ``jax.lax.scan``
+    over ``steps`` transitions of the vmapped kernel, no torch <-> JAX conversion, nothing else
+    computed (fixed step size, no adaptation, no containment of non-finite chains).
+
+    Returns a :class:`samplers.peers.NativeLoop` compiled for ``steps`` (the scan's length is
+    static, so the timed calls must run that many steps)."""
+    algorithm = peer.name.split(".", 1)[1]
+    jp = port(potential)
+    chains = theta0.shape[0]
+    data, lam = jp.data(batch), jp.prior_precision(chains)
+    h = {k: chain_vector(v, chains) for k, v in peer.hparams.items() if k != "adapt_steps"}
+    if algorithm in ("hmc", "nuts"):
+        return _native_hmc_family(peer, jp, data, lam, h, to_jax(theta0), seed, steps)
+    if algorithm == "sgld":
+        transition = jax.vmap(sgld_transition(jp), in_axes=(0, 0, None, 0, 0, 0))
+        args = (data, lam, h["step_size"], h["temperature"])
+        evals = 1.0
+    else:
+        k = peer.num_integration_steps
+        transition = jax.vmap(sghmc_transition(jp, k), in_axes=(0, 0, None, 0, 0, 0, 0))
+        args = (data, lam, h["step_size"], h["friction"], h["temperature"])
+        evals = float(k)
+    run_scan = _scan(transition)
+    box = {"theta": to_jax(theta0)}
+
+    def run(n: int) -> None:
+        box["theta"] = run_scan(seed, box["theta"], *args, steps=n)
+        jax.block_until_ready(box["theta"])
+
+    run(steps)  # compile for the timed length
+    return NativeLoop(run, evals, "")
+
+
+def _scan(transition):
+    """``run(seed, theta, *args, steps)``: ``steps`` transitions in one jitted ``lax.scan``."""
+
+    @partial(jax.jit, static_argnames="steps")
+    def run(seed, theta, *args, steps):
+        def body(theta, key):
+            return transition(jax.random.split(key, theta.shape[0]), theta, *args), None
+
+        theta, _ = jax.lax.scan(body, theta, jax.random.split(jax.random.key(seed), steps))
+        return theta
+
+    return run
+
+
+def _native_hmc_family(peer, jp, data, lam, h, theta, seed, steps):
+    algorithm = peer.name.split(".", 1)[1]
+    chains = theta.shape[0]
+    statics = (peer.num_leapfrog,) if algorithm == "hmc" else (peer.max_num_doublings,)
+    fns = build_hmc_family(jp, algorithm, statics, peer.target_accept)
+    kernel = hmc_kernel(algorithm, statics)
+
+    def one(key, s, eps, lam_c, tau_c):
+        logdensity = fns["logdensity"](data, lam_c, tau_c)
+        return kernel(key, s, logdensity, eps, jnp.ones_like(s.position))
+
+    one_per_chain = jax.vmap(one)
+
+    @partial(jax.jit, static_argnames="n")
+    def run_mcmc(seed, state, eps, lam, tau, n):
+        def body(s, key):
+            s, info = one_per_chain(jax.random.split(key, chains), s, eps, lam, tau)
+            return s, info.num_integration_steps
+
+        return jax.lax.scan(body, state, jax.random.split(jax.random.key(seed), n))
+
+    box = {"state": fns["init"](theta, data, lam, h["temperature"])}
+    counts: list[float] = []
+
+    def run(n: int) -> None:
+        state, num = run_mcmc(seed, box["state"], h["step_size"], lam, h["temperature"], n)
+        jax.block_until_ready(state)
+        box["state"] = state
+        counts.append(float(jnp.mean(num)))
+
+    run(steps)  # compile for the timed length
+    counts.clear()
+    run(steps)
+    return NativeLoop(run, sum(counts) / len(counts), "fixed step size")
+
+
 __all__ = [
     "BlackJAXHMC",
     "BlackJAXNUTS",
     "BlackJAXSGHMC",
     "BlackJAXSGLD",
     "hmc_family_functions",
+    "native_loop",
     "sghmc_transition",
     "sgld_transition",
 ]

@@ -92,7 +92,7 @@ from samplers.base import (
     keep_finite,
     ones,
 )
-from samplers.peers import PARAMS
+from samplers.peers import EXAMPLES, PARAMS, NativeLoop
 from samplers.peers import grad_evals_per_step as peer_grad_evals_per_step
 
 with warnings.catch_warnings():
@@ -157,6 +157,7 @@ class PosteriorsSGLDState:
 class PosteriorsSGLD(_PosteriorsSampler):
     name = "posteriors.sgld"
     params = PARAMS[name]
+    examples = EXAMPLES[name]
 
     def init(self, theta: Tensor) -> PosteriorsSGLDState:
         return PosteriorsSGLDState(theta=theta)
@@ -197,6 +198,7 @@ class PosteriorsSGHMCState:
 class PosteriorsSGHMC(_PosteriorsSampler):
     name = "posteriors.sghmc"
     params = PARAMS[name]
+    examples = EXAMPLES[name]
 
     def init(self, theta: Tensor) -> PosteriorsSGHMCState:
         return PosteriorsSGHMCState(theta=theta, velocity=torch.zeros_like(theta))
@@ -229,6 +231,32 @@ class PosteriorsSGHMC(_PosteriorsSampler):
         return new_state, Info(grad_evals=1, accept_prob=ones(theta), diverged=~ok, potential=u)
 
 
+# -- posteriors as its users run it (``python -m bench speed``'s "posteriors-loop") --------------
+
+
+def native_loop(
+    peer: Sampler, potential: Any, batch: Any, theta0: Tensor, seed: int, steps: int
+) -> NativeLoop:
+    """posteriors as its users run it, for timing against the wrapper: the transform built once
+    (posteriors' own ``build(...)`` with our mapping) and ``transform.update(state, batch)`` in a
+    Python loop, drawing from torch's global generator (``seed`` unused), nothing else computed.
+    SGHMC starts with zero momenta, as the wrapper does."""
+    del seed, steps
+    transform = peer.transform(potential, theta0)
+    box = {"state": transform.init(theta0.clone())}
+
+    def run(n: int) -> None:
+        state = box["state"]
+        for _ in range(n):
+            state, _ = transform.update(state, batch)
+        if state.params.device.type == "cuda":
+            torch.cuda.synchronize(state.params.device)  # GPU sync point: the timing ends here
+        box["state"] = state
+
+    run(3)
+    return NativeLoop(run, 1.0, "global RNG")
+
+
 __all__ = [
     "PosteriorsSGHMC",
     "PosteriorsSGHMCState",
@@ -236,4 +264,5 @@ __all__ = [
     "PosteriorsSGLDState",
     "global_rng_from",
     "log_posterior",
+    "native_loop",
 ]

@@ -46,7 +46,7 @@ from pyro.ops.integrator import potential_grad
 from torch import Tensor
 
 from samplers.base import Info, PotentialError, Sampler, check_theta
-from samplers.peers import PARAMS
+from samplers.peers import EXAMPLES, PARAMS, NativeLoop
 from samplers.peers import grad_evals_per_step as peer_grad_evals_per_step
 
 _LENGTH_NUDGE = 1.0 + 1e-12
@@ -172,6 +172,7 @@ class _PyroSampler(Sampler):
 class PyroHMC(_PyroSampler):
     name = "pyro.hmc"
     params = PARAMS[name]
+    examples = EXAMPLES[name]
 
     def _kernel(self, potential_fn, c):
         step_size = _at(self.hparams["step_size"], c)
@@ -191,6 +192,7 @@ class PyroHMC(_PyroSampler):
 class PyroNUTS(_PyroSampler):
     name = "pyro.nuts"
     params = PARAMS[name]
+    examples = EXAMPLES[name]
 
     def _kernel(self, potential_fn, c):
         adapt = self.adapt_steps > 0
@@ -236,4 +238,40 @@ class _seeded:
         return self.fork.__exit__(*exc)
 
 
-__all__ = ["PyroHMC", "PyroNUTS", "PyroState", "chain_potential"]
+# -- Pyro as its users run it (``python -m bench speed``'s "pyro-mcmc") --------------------------
+
+
+def native_loop(
+    peer: Sampler, potential: Any, batch: Any, theta0: Tensor, seed: int, steps: int
+) -> NativeLoop:
+    """Pyro as its users run it, for timing against the wrapper:
+    ``MCMC(kernel, num_samples=steps, warmup_steps=0).run()`` for each chain in turn, with the
+    wrapper's kernel on chain c's ``U/tau``. Gradient evaluations per chain-step are the calls
+    to ``potential_fn`` (less the one that sets the kernel up). ``seed`` is unused: Pyro draws
+    from torch's global generator."""
+    del seed
+    from pyro.infer import MCMC
+
+    chains = theta0.shape[0]
+    counts: list[float] = []
+
+    def run(n: int) -> None:
+        counts.clear()
+        for c in range(chains):
+            fn = _Counter(chain_potential(potential, c, chains), batch, peer.temperature)
+            mcmc = MCMC(
+                peer._kernel(fn, c),
+                num_samples=n,
+                warmup_steps=0,
+                initial_params={"theta": theta0[c].detach().clone()},
+                disable_progbar=True,
+            )
+            with torch.enable_grad():
+                mcmc.run()
+            counts.append((fn.calls - 1) / n)  # one call sets the kernel up
+
+    run(2)
+    return NativeLoop(run, sum(counts) / len(counts), "per chain, sequential")
+
+
+__all__ = ["PyroHMC", "PyroNUTS", "PyroState", "chain_potential", "native_loop"]
