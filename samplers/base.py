@@ -83,6 +83,22 @@ class Param:
     pair: bool = False  # a 2-tuple whose entries each obey the range (AdamW's betas)
 
 
+@dataclass(frozen=True)
+class Example:
+    """A setting a sampler declares for others to run it with (``Sampler.examples``).
+
+    ``"toy"``: small, stable steps on the toy Gaussians of :mod:`tasks.toy` at τ = 1, which the
+    contract tests and ``python -m bench.perf`` run; every sampler declares one. ``"light"``: a
+    setting picked by hand on the light grokking task (``tasks.LIGHT_TASK``), with its prior
+    precision λ, which the asv suite tracks from commit to commit (not a tuned optimum: for that,
+    ``python -m bench compare``).
+    """
+
+    hparams: Mapping[str, Any]
+    prior_precision: float = 0.0
+    why: str = ""
+
+
 class Sampler:
     """Base class: validation of hyperparameters and the shared plumbing of ``step``.
 
@@ -102,6 +118,11 @@ class Sampler:
     peer: str | None = None
     #: One line for listings: the first line of the sampler module's docstring.
     summary: str = ""
+    #: Example settings by kind (see :class:`Example`): ``"toy"`` at least.
+    examples: Mapping[str, Example] = {}
+    #: The grid a comparison searches (:class:`samplers.search.SearchSpace`); None for the
+    #: samplers of this repository, whose grids live in :mod:`bench.compare.spaces`.
+    search_space: Any = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -119,7 +140,7 @@ class Sampler:
         self.hparams: dict[str, Any] = {}
         for key, spec in self.params.items():
             value = hparams.get(key, spec.default)
-            self.hparams[key] = _validate(self.name, key, value, spec)
+            self.hparams[key] = validate_hparam(self.name, key, value, spec)
 
     def __getattr__(self, key: str) -> Any:
         # Hyperparameters read as attributes (``sampler.step_size``); only reached when normal
@@ -143,6 +164,13 @@ class Sampler:
         reports what each step actually spent (HMC's first step costs one more)."""
         del hparams
         return 1
+
+    @classmethod
+    def hparams_from_search(cls, point: Mapping[str, Any]) -> dict[str, Any]:
+        """The hyperparameters of a point of the sampler's search space (its axes, without the
+        prior precision). The identity here; a sampler that searches a variable of its own
+        overrides it (HMC searches η and takes ε = sqrt(η·τ))."""
+        return dict(point)
 
     def init(self, theta: Tensor) -> Any:
         raise NotImplementedError
@@ -191,12 +219,18 @@ def _short(value: Any) -> str:
     return repr(value)
 
 
-def _validate(sampler: str, key: str, value: Any, spec: Param) -> Any:
+def validate_hparam(sampler: str, key: str, value: Any, spec: Param) -> Any:
+    """``value`` of hyperparameter ``key`` checked against its declaration ``spec`` (a number or
+    a ``(C,)`` tensor inside the range, a pair entry by entry), or :class:`HyperparameterError`
+    saying which and why. A sampler that reads a hyperparameter before construction (HMC's cost
+    per step) checks it with this."""
     if spec.pair:
         if not isinstance(value, (tuple, list)) or len(value) != 2:
             raise HyperparameterError(f"{sampler}: {key} must be a pair (a, b), got {value!r}")
         single = dataclasses.replace(spec, pair=False)
-        return tuple(_validate(sampler, f"{key}[{i}]", v, single) for i, v in enumerate(value))
+        return tuple(
+            validate_hparam(sampler, f"{key}[{i}]", v, single) for i, v in enumerate(value)
+        )
     if value is None:
         if spec.optional:
             return None
@@ -262,10 +296,10 @@ def value_and_grad(potential: Potential, theta: Tensor, batch: Batch) -> tuple[T
         with torch.enable_grad():
             x = theta.detach().requires_grad_(True)
             value = potential(x, batch)
-            _check_value(value, theta)
+            check_potential_value(value, theta)
             (grad,) = torch.autograd.grad(value.sum(), x)
         value = value.detach()
-    _check_value(value, theta)
+    check_potential_value(value, theta)
     if grad.shape != theta.shape:
         raise PotentialError(
             f"the potential's gradient has shape {tuple(grad.shape)}, expected {tuple(theta.shape)}"
@@ -273,7 +307,8 @@ def value_and_grad(potential: Potential, theta: Tensor, batch: Batch) -> tuple[T
     return value, grad
 
 
-def _check_value(value: Any, theta: Tensor) -> None:
+def check_potential_value(value: Any, theta: Tensor) -> None:
+    """A potential's value must be ``(C,)``: one per chain (else :class:`PotentialError`)."""
     if not isinstance(value, Tensor) or value.shape != (theta.shape[0],):
         shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
         raise PotentialError(

@@ -60,11 +60,12 @@ from samplers.base import (
     Info,
     Param,
     Sampler,
-    _check_value,
-    _validate,
+    check_potential_value,
     noise,
+    validate_hparam,
     value_and_grad,
 )
+from samplers.search import round_grid
 
 # Dual-averaging constants of Hoffman & Gelman (2014), Sec. 3.2.1.
 _GAMMA, _T0, _KAPPA = 0.05, 10.0, 0.75
@@ -122,7 +123,18 @@ class HMC(Sampler):
         :class:`HyperparameterError`."""
         spec = cls.params["num_leapfrog"]
         value = hparams.get("num_leapfrog", spec.default)
-        return _validate(cls.name, "num_leapfrog", value, spec)
+        return validate_hparam(cls.name, "num_leapfrog", value, spec)
+
+    @classmethod
+    def hparams_from_search(cls, point: Mapping[str, Any]) -> dict[str, Any]:
+        """A search point's hyperparameters, where the grid searches the gradient-step
+        equivalent η instead of ε: one leapfrog step from rest moves θ by −(ε²/τ)·∇U, so
+        ε = sqrt(η·τ) (rounded to 6 digits), and ε shrinks like sqrt(τ) as it must."""
+        hparams = dict(point)
+        if "eta" in hparams:
+            eta = hparams.pop("eta")
+            hparams["step_size"] = round_grid(math.sqrt(eta * hparams["temperature"]))
+        return hparams
 
     def init(self, theta: Tensor) -> HMCState:
         eps = self.step_size
@@ -240,7 +252,7 @@ def _energy(potential: Any, theta: Tensor, batch: Any, value: Tensor) -> Tensor:
         return value.to(torch.float64)
     with torch.no_grad():
         energy = potential(theta.double(), batch)
-    _check_value(energy, theta)
+    check_potential_value(energy, theta)
     return energy.detach().to(torch.float64)
 
 

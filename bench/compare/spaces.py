@@ -1,67 +1,24 @@
 """The search spaces of the comparison: one grid per sampler and model family, and the balanced
 draw of ``trials`` points from it (the grids are stored with every comparison and rendered on its
-leaderboard)."""
+leaderboard).
+
+A sampler's grid is the ``search_space`` its class declares (a plugin's, see
+:mod:`samplers.registry`), else the one in :data:`SEARCH_SPACES` (this repository's samplers,
+beside the pilot runs that placed them); a peer (``blackjax.sgld``) searches its algorithm's.
+What a grid point means is the sampler's business: its ``hparams_from_search`` turns the point
+into hyperparameters (HMC's η into a leapfrog step), so this module knows no sampler by name.
+"""
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 import samplers
-
-#: A grid value that stands for the task's posterior temperature τ = 1/N_train, where the
-#: target exp(−U/τ) is the Bayesian posterior with prior precision N·λ and HMC is a sampler,
-#: not a noisy optimizer.
-POSTERIOR = "1/N"
-
-
-@dataclass(frozen=True)
-class Axis:
-    """One searched hyperparameter: its name, its grid, and whether the grid is relative to the
-    task's reference AdamW setting (``ref_key``: multiply by ``task.reference[ref_key]``).
-    A value :data:`POSTERIOR` is the task's posterior temperature 1/N_train."""
-
-    name: str
-    values: tuple[float | str, ...]
-    ref_key: str | None = None
-
-    def resolve(self, task: Any) -> tuple[float, ...]:
-        out = []
-        for v in self.values:
-            if v == POSTERIOR:
-                out.append(_round(1.0 / len(task.batch()[1])))
-            elif self.ref_key is None:
-                out.append(v)
-            else:
-                out.append(_round(v * float(task.reference[self.ref_key])))
-        return tuple(out)
-
-
-@dataclass(frozen=True)
-class SearchSpace:
-    """A grid of trials for one sampler. Axis names are sampler hyperparameters, or
-    ``prior_precision`` (λ), or ``eta`` (HMC: ε = sqrt(η·τ)); ``fixed`` are set, not searched;
-    ``from_reference`` are copied from the task's reference optimizer (AdamW's betas);
-    ``warmup = (hyperparameter, fraction)`` gives the sampler's adaptation (HMC's step-size
-    adaptation, Riemannian Langevin's metric) that fraction of the run's steps, paid for by
-    the budget like every other step."""
-
-    axes: tuple[Axis, ...]
-    fixed: Mapping[str, Any] = field(default_factory=dict)
-    note: str = ""
-    from_reference: tuple[str, ...] = ()
-    warmup: tuple[str, float] | None = None
-
-    def grid(self, task: Any) -> list[dict[str, Any]]:
-        points: list[dict[str, Any]] = [{}]
-        for axis in self.axes:
-            points = [{**p, axis.name: v} for p in points for v in axis.resolve(task)]
-        return points
+from samplers.search import POSTERIOR, Axis, SearchSpace, round_grid
 
 
 def _spaces() -> dict[str, SearchSpace]:
@@ -142,13 +99,28 @@ def search_space(sampler: str, task: Any = None) -> SearchSpace:
     """The space of ``sampler``; a peer (``blackjax.sgld``) uses the space of its algorithm.
     (``task`` is accepted for spaces that would depend on it; these do not.)"""
     del task
-    base = sampler.rsplit(".", 1)[-1]
-    if base in SEARCH_SPACES:
-        return SEARCH_SPACES[base]
+    return samplers.lookup(space_owner(sampler)).search_space or SEARCH_SPACES[space_owner(sampler)]
+
+
+def space_owner(sampler: str) -> str:
+    """The registered sampler whose search space ``sampler`` searches: itself when it declares
+    one or has one in :data:`SEARCH_SPACES`, else (a peer) its algorithm after the library's
+    prefix. A sampler with none is a ``ValueError`` that says where to add one."""
+    for name in (sampler, sampler.rsplit(".", 1)[-1]):
+        if name in samplers.names() and (
+            samplers.lookup(name).search_space is not None or name in SEARCH_SPACES
+        ):
+            return name
+    samplers.lookup(sampler)  # an unknown name: "did you mean"
     raise ValueError(
         f"no search space for sampler {sampler!r}; the comparison knows "
-        f"{', '.join(sorted(SEARCH_SPACES))} (add one to bench.compare.SEARCH_SPACES)"
+        f"{', '.join(s for s in samplers.names() if _has_space(s))} (declare `search_space` on "
+        "the sampler's class, or add it to bench.compare.spaces.SEARCH_SPACES)"
     )
+
+
+def _has_space(name: str) -> bool:
+    return name in SEARCH_SPACES or samplers.lookup(name).search_space is not None
 
 
 def trials_for(sampler: str, task: Any, k: int) -> list[dict[str, Any]]:
@@ -156,13 +128,15 @@ def trials_for(sampler: str, task: Any, k: int) -> list[dict[str, Any]]:
     fewer, else a balanced random subset (:func:`balanced_subset`, the same on every call).
     Each trial is ``{"search": axis values, "hparams": sampler hyperparameters,
     "prior_precision": λ}``."""
-    space = search_space(sampler, task)
+    owner = space_owner(sampler)
+    space = search_space(owner, task)
     grid = space.grid(task)
     if len(grid) > k:
-        seed = zlib.crc32(sampler.rsplit(".", 1)[-1].encode())
+        seed = zlib.crc32(owner.encode())
         picked = balanced_subset(grid, k, np.random.default_rng(seed))
         grid = [grid[i] for i in sorted(picked)]
-    return [_trial(point, space, task.reference) for point in grid]
+    to_hparams = samplers.lookup(owner).hparams_from_search
+    return [_trial(point, space, task.reference, to_hparams) for point in grid]
 
 
 def balanced_subset(grid: Sequence[Mapping[str, Any]], k: int, rng: np.random.Generator):
@@ -182,13 +156,11 @@ def balanced_subset(grid: Sequence[Mapping[str, Any]], k: int, rng: np.random.Ge
     return picked
 
 
-def _trial(point: Mapping[str, Any], space: SearchSpace, reference: Mapping[str, Any]):
+def _trial(point: Mapping[str, Any], space: SearchSpace, reference: Mapping[str, Any], to_hparams):
     search = dict(point)
-    hparams = {k: v for k, v in point.items() if k not in ("prior_precision", "eta")}
+    hparams = to_hparams({k: v for k, v in point.items() if k != "prior_precision"})
     hparams.update({k: v for k, v in space.fixed.items() if k != "prior_precision"})
     prior = point.get("prior_precision", space.fixed.get("prior_precision", 0.0))
-    if "eta" in point:
-        hparams["step_size"] = _round(math.sqrt(point["eta"] * point["temperature"]))
     for key in space.from_reference:
         if key in reference:
             value = reference[key]
@@ -196,11 +168,27 @@ def _trial(point: Mapping[str, Any], space: SearchSpace, reference: Mapping[str,
     return {"search": search, "hparams": hparams, "prior_precision": prior}
 
 
-def _round(x: float) -> float:
-    return float(f"{x:.6g}")
-
-
 def own_samplers() -> list[str]:
-    """Every registered sampler of this package, the comparison's default (peers such as
-    ``blackjax.sgld`` are named explicitly)."""
-    return [n for n in samplers.names() if "." not in n]
+    """This repository's samplers, the comparison's default: peers (``blackjax.sgld``) and
+    plugins' samplers take part when ``--samplers`` names them, so that installing a plugin does
+    not change what a default comparison measures."""
+    return [
+        n
+        for n in samplers.names()
+        if not getattr(samplers.lookup(n), "peer", None)
+        and getattr(samplers.lookup(n), "__module__", "").startswith("samplers.")
+    ]
+
+
+__all__ = [
+    "POSTERIOR",
+    "SEARCH_SPACES",
+    "Axis",
+    "SearchSpace",
+    "balanced_subset",
+    "own_samplers",
+    "round_grid",
+    "search_space",
+    "space_owner",
+    "trials_for",
+]
