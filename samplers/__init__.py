@@ -4,12 +4,21 @@
     >>> samplers.names()
     ['adamw', 'hmc', 'riemannian_langevin', 'sgd', 'sghmc', 'sgld']
     >>> s = samplers.make("sgld", step_size=1e-3, temperature=1e-5)
+    >>> samplers.example("sgld").hparams        # the setting the contract tests run
+    {'step_size': 0.001, 'temperature': 1.0}
 
-See :mod:`samplers.base` for the protocol and one module per algorithm for its update equation.
+Each sampler declares, on its class, what the rest of the suite needs of it: ``params`` (names,
+defaults, ranges), ``examples`` (settings to run it with, :class:`Example`), its cost per step,
+and how a point of its search space becomes hyperparameters (``hparams_from_search``; the grids
+of this repository's samplers are in ``bench/compare/spaces.py``, a plugin's on its class as
+``search_space``). A package outside this repository adds samplers through the entry-point group
+``grokbench.samplers`` (:mod:`samplers.registry`). See :mod:`samplers.base` for the protocol
+and one module per algorithm for its update equation.
 """
 
 from samplers.adamw import AdamW, AdamWState
 from samplers.base import (
+    Example,
     HyperparameterError,
     Info,
     Param,
@@ -18,8 +27,19 @@ from samplers.base import (
     value_and_grad,
 )
 from samplers.hmc import HMC, HMCState
-from samplers.registry import UnknownSamplerError, lookup, make, names, register
+from samplers.registry import (
+    ENTRY_POINT_GROUP,
+    PluginError,
+    UnknownSamplerError,
+    example,
+    lookup,
+    make,
+    names,
+    register,
+    unregister,
+)
 from samplers.riemannian_langevin import RiemannianLangevin, RiemannianLangevinState
+from samplers.search import POSTERIOR, Axis, SearchSpace
 from samplers.sgd import SGD, SGDState
 from samplers.sghmc import SGHMC, SGHMCState
 from samplers.sgld import SGLD, SGLDState
@@ -35,13 +55,18 @@ from samplers.peers import register_peers  # noqa: E402
 register_peers(register)
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
+    "POSTERIOR",
     "AdamW",
     "AdamWState",
+    "Axis",
+    "Example",
     "HMC",
     "HMCState",
     "HyperparameterError",
     "Info",
     "Param",
+    "PluginError",
     "PotentialError",
     "RiemannianLangevin",
     "RiemannianLangevinState",
@@ -52,10 +77,13 @@ __all__ = [
     "SGLD",
     "SGLDState",
     "Sampler",
+    "SearchSpace",
     "UnknownSamplerError",
+    "example",
     "lookup",
     "make",
     "names",
     "register",
+    "unregister",
     "value_and_grad",
 ]

@@ -26,7 +26,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from samplers.base import Info, Param, Sampler, finite_rows, keep_finite, ones, value_and_grad
+from samplers.base import (
+    Example,
+    Info,
+    Param,
+    Sampler,
+    finite_rows,
+    keep_finite,
+    ones,
+    value_and_grad,
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,15 @@ class AdamWState:
 
 class AdamW(Sampler):
     name = "adamw"
+    #: "toy": the contract tests and bench.perf; "light": the asv suite, picked by hand on
+    #: add_mod31_mlp (seeds 0-8, up to 10,000 steps), not tuned (samplers.base.Example).
+    examples = {
+        "toy": Example(dict(step_size=1e-2, weight_decay=0.1)),
+        "light": Example(
+            dict(step_size=1e-2, weight_decay=1.0, betas=(0.9, 0.98)),
+            why="the light task's reference (decoupled decay, so λ = 0); groks in 1-4k steps",
+        ),
+    }
     samples = False
     params = {
         "step_size": Param(1e-3, low=0.0, low_open=True, why="the learning rate must be positive"),

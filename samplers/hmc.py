@@ -57,6 +57,7 @@ import torch
 from torch import Tensor
 
 from samplers.base import (
+    Example,
     Info,
     Param,
     Sampler,
@@ -89,6 +90,23 @@ class HMCState:
 
 class HMC(Sampler):
     name = "hmc"
+    #: "toy": the contract tests and bench.perf; "light": the asv suite, picked by hand on
+    #: add_mod31_mlp (seeds 0-8, up to 10,000 steps), not tuned (samplers.base.Example).
+    examples = {
+        "toy": Example(dict(step_size=0.05, num_leapfrog=5, temperature=1.0)),
+        "light": Example(
+            dict(
+                step_size=math.sqrt(0.1 * 1e-6),
+                num_leapfrog=4,
+                temperature=1e-6,
+                adapt_steps=100,
+                target_accept=0.65,
+            ),
+            3e-3,
+            why="starts from ε = sqrt(η·τ) with η = 0.1 and adapts it by dual averaging over "
+            "100 transitions to 65% acceptance (at η = 0.1 it accepted fewer than 1%)",
+        ),
+    }
     metropolis = True
     params = {
         "step_size": Param(1e-2, low=0.0, low_open=True, why="the leapfrog step must be positive"),

@@ -51,6 +51,14 @@ def register(name: str, factory: SamplerFactory) -> None:
     _REGISTRY[name] = factory
 
 
+def unregister(name: str) -> None:
+    """Remove ``name`` from the registry (a sampler registered in a notebook or a test)."""
+    load_plugins()
+    if name not in _REGISTRY:
+        raise UnknownSamplerError(unknown_name_message("sampler", name, list(_REGISTRY)))
+    del _REGISTRY[name]
+
+
 def names(pattern: str = "*") -> list[str]:
     """Registered sampler names matching a shell-style ``pattern``, sorted (plugins included)."""
     load_plugins()

@@ -61,6 +61,7 @@ import torch
 from torch import Tensor
 
 from samplers.base import (
+    Example,
     Info,
     Param,
     Sampler,
@@ -87,6 +88,16 @@ class RiemannianLangevinState:
 
 class RiemannianLangevin(Sampler):
     name = "riemannian_langevin"
+    #: "toy": the contract tests and bench.perf; "light": the asv suite, picked by hand on
+    #: add_mod31_mlp (seeds 0-8, up to 10,000 steps), not tuned (samplers.base.Example).
+    examples = {
+        "toy": Example(dict(step_size=1e-3, temperature=1.0, freeze_after=2)),
+        "light": Example(
+            dict(step_size=1e-2, temperature=1e-6),
+            1e-3,
+            why="groks within 10,000 steps at some seeds",
+        ),
+    }
     params = {
         "step_size": Param(1e-3, low=0.0, low_open=True, why="the step size must be positive"),
         "temperature": Param(1e-5, low=0.0, why="a temperature is non-negative"),

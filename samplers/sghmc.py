@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from samplers.base import (
+    Example,
     Info,
     Param,
     Sampler,
@@ -49,6 +50,16 @@ class SGHMCState:
 
 class SGHMC(Sampler):
     name = "sghmc"
+    #: "toy": the contract tests and bench.perf; "light": the asv suite, picked by hand on
+    #: add_mod31_mlp (seeds 0-8, up to 10,000 steps), not tuned (samplers.base.Example).
+    examples = {
+        "toy": Example(dict(step_size=1e-3, friction=0.1, temperature=1.0)),
+        "light": Example(
+            dict(step_size=0.3, friction=0.1, temperature=1e-6),
+            3e-3,
+            why="groks within 10,000 steps at some seeds",
+        ),
+    }
     params = {
         "step_size": Param(1e-3, low=0.0, low_open=True, why="the learning rate must be positive"),
         "friction": Param(
