@@ -9,8 +9,9 @@ only ratios taken in the same run mean much):
    neighbour slows both alike. Goal: ratio ≤ 1.10 on a CPU.
 2. **Chain throughput.** Chain-steps per second of the runner for 1, 8 and 64 chains.
 3. **Sampler update cost.** One ``step`` of every sampler on ``C × D`` parameters with a trivial
-   fused potential (U = ½‖θ‖²), so the figure is the sampler's own arithmetic: the cost it adds
-   on top of the model's forward and backward pass.
+   fused potential (U = ½‖θ‖²), each at its ``"toy"`` example (``samplers.example``), so the
+   figure is the sampler's own arithmetic: the cost it adds on top of the model's forward and
+   backward pass.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import samplers
 import tasks
 from bench.allocator import tune_from_environment
 from bench.run import run
+from samplers.peers import is_peer
 
 
 class _Quadratic:
@@ -107,22 +109,14 @@ def chain_throughput(task, steps: int, chain_counts=(1, 8, 64)) -> list[dict[str
     return rows
 
 
-SAMPLER_SETTINGS = {
-    "sgd": dict(step_size=1e-3, momentum=0.9),
-    "adamw": dict(step_size=1e-3),
-    "sgld": dict(step_size=1e-3, temperature=1e-5),
-    "sghmc": dict(step_size=1e-3, temperature=1e-5),
-    "hmc": dict(step_size=1e-3, num_leapfrog=10, temperature=1e-5),
-    "riemannian_langevin": dict(step_size=1e-3, temperature=1e-5),
-}
-
-
 def sampler_update_cost(chains: int, params: int, steps: int) -> list[dict[str, float]]:
     theta = torch.randn(chains, params, generator=torch.Generator().manual_seed(0))
     potential = _Quadratic()
     rows = []
-    for name, hparams in SAMPLER_SETTINGS.items():
-        sampler = samplers.make(name, **hparams)
+    for name in samplers.names():
+        if is_peer(samplers.lookup(name)):
+            continue  # the peers' cost is timed by `python -m bench speed`, on a real task
+        sampler = samplers.make(name, **samplers.example(name, "toy").hparams)
         state = sampler.init(theta)
         generator = torch.Generator().manual_seed(0)
         state, info = sampler.step(state, potential, None, generator)  # warm-up

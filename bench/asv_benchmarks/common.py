@@ -10,8 +10,9 @@ on a GPU machine. asv records results per machine (``asv machine``), so CPU and 
 separate histories. CUDA is touched only inside a benchmark, never at import: asv forks each
 benchmark from a server process that has imported this package, and CUDA does not survive a fork.
 
-Hyperparameters. AdamW uses the light task's ``reference``. The others use fixed choices picked
-by hand on small grids (see :data:`HPARAMS`), *not* tuned with equal budgets per sampler: the
+Hyperparameters. Each sampler's ``"light"`` example (declared on its class, see
+:class:`samplers.Example`; AdamW's is the light task's reference): fixed choices picked by hand on
+small grids, *not* tuned with equal budgets per sampler: the
 suite tracks how the figures move between commits, not which sampler wins. For the fair, tuned
 comparison run ``python -m bench compare`` (``bench/compare.py``).
 The samplers get their weight decay from the prior precision ``λ`` of the potential
@@ -34,6 +35,7 @@ import torch
 import samplers
 import tasks
 from bench import metrics
+from samplers.peers import is_peer
 
 THREADS = int(os.environ.get("GROKBENCH_ASV_THREADS", "1"))
 
@@ -43,33 +45,14 @@ LIGHT_TASK = "add_mod31_mlp"
 MEDIUM_TASK = "add_mod31_transformer"
 TASKS = (LIGHT_TASK, MEDIUM_TASK)
 
-#: sampler -> (hyperparameters, prior precision λ). ``None``: the light task's reference (AdamW).
-#: Picked by hand from small grids on add_mod31_mlp (seeds 0-8, up to 10,000 steps, one CPU
-#: thread). Within 10,000 steps SGHMC and Riemannian Langevin grokked at some seeds, while SGD and
-#: SGLD stopped just short of 0.99 validation accuracy (0.988 and 0.975 at best): their
-#: steps-to-grok are expected to read n/a here, and ``track_final_val_error`` shows how close
-#: they get. Temperatures are 1e-6 (τ ≪ 1/N_train). HMC starts from a leapfrog step ε = sqrt(η·τ)
-#: with a gradient-step equivalent η = ε²/τ = 0.1 (one leapfrog step from rest moves θ by −η·∇U)
-#: and adapts it by dual averaging over its first 100 transitions to a 65% acceptance rate (at
-#: τ = 1e-6 and η = 0.1 it accepted fewer than 1% of its proposals).
-HPARAMS: dict[str, tuple[dict[str, Any], float] | None] = {
-    "adamw": None,
-    "sgd": (dict(step_size=0.3, momentum=0.9), 3e-3),
-    "sgld": (dict(step_size=3.0, temperature=1e-6), 3e-3),
-    "sghmc": (dict(step_size=0.3, friction=0.1, temperature=1e-6), 3e-3),
-    "hmc": (
-        dict(
-            step_size=math.sqrt(0.1 * 1e-6),
-            num_leapfrog=4,
-            temperature=1e-6,
-            adapt_steps=100,
-            target_accept=0.65,
-        ),
-        3e-3,
-    ),
-    "riemannian_langevin": (dict(step_size=1e-2, temperature=1e-6), 1e-3),
-}
-SAMPLERS = tuple(HPARAMS)
+#: This repository's samplers that declare a ``"light"`` example (``Sampler.examples``): the
+#: hyperparameters and prior precision λ each runs with here, picked by hand on small grids on
+#: add_mod31_mlp and explained on the sampler's class.
+SAMPLERS = tuple(
+    name
+    for name in samplers.names()
+    if not is_peer(samplers.lookup(name)) and "light" in samplers.lookup(name).examples
+)
 
 _TASK_CACHE: dict[tuple[str, str], Any] = {}
 
@@ -92,16 +75,14 @@ def load_task(name: str, device: torch.device) -> Any:
 
 
 def sampler_config(sampler: str, task: Any) -> tuple[dict[str, Any], float]:
-    """``(hyperparameters, prior precision)`` of ``sampler`` in this suite."""
-    entry = HPARAMS[sampler]
-    if entry is None:
-        reference = dict(task.reference)
-        name = reference.pop("sampler")
-        if name != sampler:
-            raise ValueError(f"{task.name}'s reference is {name!r}, not {sampler!r}")
+    """``(hyperparameters, prior precision)`` of ``sampler`` in this suite: the task's
+    reference when ``sampler`` is the reference optimizer (decoupled decay, λ = 0), else the
+    sampler's ``"light"`` example."""
+    reference = dict(task.reference)
+    if reference.pop("sampler") == sampler:
         return reference, 0.0
-    hparams, prior_precision = entry
-    return dict(hparams), prior_precision
+    example = samplers.example(sampler, "light")
+    return dict(example.hparams), example.prior_precision
 
 
 def first_batch(task: Any, sampler: Any, generator: torch.Generator) -> Any:
@@ -136,4 +117,4 @@ def summarize(result: Any) -> Mapping[str, float]:
 
 def registered_samplers() -> list[str]:
     """The project's own samplers (peers from other libraries register as ``library.name``)."""
-    return [name for name in samplers.names() if "." not in name]
+    return [name for name in samplers.names() if not is_peer(samplers.lookup(name))]

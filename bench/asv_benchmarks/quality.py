@@ -95,7 +95,8 @@ class Grokking:
 
     params = [list(SAMPLERS)]
     param_names = ["sampler"]
-    # Bump when the protocol changes: the light task, HPARAMS, SEEDS, BUDGET or EVAL_EVERY.
+    # Bump when the protocol changes: the light task, the samplers' "light" examples, SEEDS,
+    # BUDGET or EVAL_EVERY.
     version = "2"  # 2: sustained grokking, the median of bench.metrics, HMC at L a step
     timeout = 60
 
