@@ -81,12 +81,12 @@ def write_plots(board: Board, folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     path = folder / f"{board.slug}_accuracy.png"
-    _save(accuracy_figure(board), path)
+    save_figure(accuracy_figure(board), path)
     out[
         "train and validation accuracy against gradient evaluations (median and interquartile band)"
     ] = path
     path = folder / f"{board.slug}_survival.png"
-    _save(survival_figure(board), path)
+    save_figure(survival_figure(board), path)
     out["survival curves of time to grok in gradient evaluations (Kaplan–Meier, 95% band)"] = path
     return out
 
@@ -293,11 +293,12 @@ def _colors(n: int):
     return [COLORS[i % len(COLORS)] for i in range(n)]
 
 
-def _save(fig, path: Path) -> None:
-    """Render ``path`` (a PNG) and its vector twins, each to a temporary file renamed into
-    place (never half a file)."""
+def save_figure(fig, path: Path, vectors: tuple[str, ...] = VECTOR_FORMATS) -> None:
+    """Render ``path`` (a PNG) and its twins in ``vectors`` (same stem), each to a temporary
+    file renamed into place (never half a file), with :data:`STYLE` and no dates in the
+    metadata (the same figure gives the same bytes); closes ``fig``."""
     try:
-        for target in (path, *vector_paths(path)):
+        for target in (path, *(path.with_suffix(f".{fmt}") for fmt in vectors)):
             fmt = target.suffix.lstrip(".")
             fd, tmp = tempfile.mkstemp(
                 dir=target.parent, prefix=f".{target.name}.", suffix=f".{fmt}"

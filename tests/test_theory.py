@@ -3,9 +3,12 @@ store (a killed sweep resumes: only what is missing trains), and the pages it wr
 
 from __future__ import annotations
 
+import ast
+import importlib
 import pickle
 import sqlite3
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,12 +19,15 @@ from bench.__main__ import main
 from bench.checkpoints import Criterion
 from bench.jobs import LocalExecutor
 from bench.store import Store
-from bench.theory import sweeps
+from bench.theory import claims, runner
+from bench.theory.claims import drift_diffusion, eyring, fraction, tgrok_tmem2, weight_decay
+from bench.theory.preset import SHARED
+from bench.theory.probe import ReplicaProbe
 
 #: Every claim on a tiny task (24 training pairs) in a few hundred chain-steps: the numbers
 #: mean nothing, the plumbing is what is tested.
 TINY = replace(
-    sweeps.CPU,
+    theory.PRESETS["cpu"],
     name="tiny",
     task="add_mod7_mlp",
     task_overrides={"width": 32, "d_embed": 16},
@@ -30,32 +36,37 @@ TINY = replace(
     eval_every=5,
     confirm=20,
     batch_size=8,
-    tmem_steps=(0.3, 1.0),
-    tmem_hparams={"momentum": 0.9},
-    tmem_prior=1e-3,
-    tmem_budget=60,
-    tmem_eval_every=5,
-    drift_hparams={"step_size": 0.3, "temperature": 1e-5},
-    drift_prior=1e-3,
-    drift_replicas=3,
-    drift_groups=2,
-    drift_budget=40,
-    drift_init_budget=20,
-    drift_init_eval_every=2,
-    fractions=(0.5, 0.7),
-    fraction_hparams={"step_size": 1.0, "momentum": 0.9},
-    fraction_prior=1e-3,
-    fraction_budget=40,
-    eyring_temperatures=(1e-6, 1e-4),
-    eyring_samplers={"sgld": {"step_size": 0.3}, "sghmc": {"step_size": 0.03, "friction": 0.1}},
-    eyring_prior=1e-3,
-    eyring_budget=40,
-    decay_priors=(1e-3, 1e-2),
-    decay_temperatures=(0.0, 1e-5),
-    decay_hparams={"step_size": 0.3},
-    decay_budget=40,
-    decay_seeds=2,
     memorized=Criterion(val_acc_below=1.01, max_steps=2_000),
+    claims={
+        "tgrok_tmem2": tgrok_tmem2.Settings(
+            steps=(0.3, 1.0), hparams={"momentum": 0.9}, prior=1e-3, budget=60, eval_every=5
+        ),
+        "drift_diffusion": drift_diffusion.Settings(
+            hparams={"step_size": 0.3, "temperature": 1e-5},
+            prior=1e-3,
+            replicas=3,
+            groups=2,
+            budget=40,
+            init_budget=20,
+            init_eval_every=2,
+        ),
+        "fraction": fraction.Settings(
+            fractions=(0.5, 0.7), hparams={"step_size": 1.0, "momentum": 0.9}, prior=1e-3, budget=40
+        ),
+        "eyring": eyring.Settings(
+            temperatures=(1e-6, 1e-4),
+            samplers={"sgld": {"step_size": 0.3}, "sghmc": {"step_size": 0.03, "friction": 0.1}},
+            prior=1e-3,
+            budget=40,
+        ),
+        "weight_decay": weight_decay.Settings(
+            priors=(1e-3, 1e-2),
+            temperatures=(0.0, 1e-5),
+            hparams={"step_size": 0.3},
+            budget=40,
+            seeds=2,
+        ),
+    },
 )
 
 
@@ -69,12 +80,12 @@ def one_thread():
 
 # -- claim names ------------------------------------------------------------------------------
 def test_claims_default_to_all_in_order_and_unknown_names_get_a_did_you_mean():
-    assert sweeps.check_claims([]) == list(sweeps.CLAIMS)
-    assert sweeps.check_claims(["eyring", "fraction"]) == ["fraction", "eyring"]
-    with pytest.raises(sweeps.UnknownClaim, match="did you mean 'eyring'"):
-        sweeps.check_claims(["eyrng"])
-    with pytest.raises(sweeps.UnknownClaim, match="the claims are"):
-        sweeps.check_claims(["zzz"])
+    assert claims.check_claims([]) == list(claims.CLAIMS)
+    assert claims.check_claims(["eyring", "fraction"]) == ["fraction", "eyring"]
+    with pytest.raises(claims.UnknownClaim, match="did you mean 'eyring'"):
+        claims.check_claims(["eyrng"])
+    with pytest.raises(claims.UnknownClaim, match="the claims are"):
+        claims.check_claims(["zzz"])
 
 
 def test_a_bad_claim_name_exits_2_with_a_suggestion_and_writes_nothing(tmp_path, capsys):
@@ -93,14 +104,14 @@ def test_an_unknown_task_exits_2_before_the_store_is_made(tmp_path, capsys):
 
 
 def test_every_preset_plans_its_claims_on_its_task_without_training():
-    for preset in sweeps.PRESETS.values():
+    for preset in claims.PRESETS.values():
         assert preset.make_task().name == preset.task
-        for claim in sweeps.CLAIMS:
-            assert sweeps.check_claims([claim]) == [claim]
+        for claim in claims.CLAIMS:
+            assert claims.check_claims([claim]) == [claim]
     task = TINY.make_task()
     fake = {s: _Point(s, task) for s in range(2)}
-    planned = sweeps.plan(sweeps.CLAIMS, TINY, task, fake)
-    by_claim = {c: [p for p in planned if p.claim == c] for c in sweeps.CLAIMS}
+    planned = claims.plan(claims.CLAIMS, TINY, task, fake)
+    by_claim = {c: [p for p in planned if p.claim == c] for c in claims.CLAIMS}
     assert {p.arm for p in planned} == {"full", "minibatch"}
     assert {p.job.batch_size for p in planned} == {None, 8}
     # a ladder (or a factorial) is one job per arm and sampler, one value per chain
@@ -109,8 +120,37 @@ def test_every_preset_plans_its_claims_on_its_task_without_training():
     assert len(by_claim["eyring"]) == 4  # sgld, sghmc x two arms
     (decay, _) = by_claim["weight_decay"]
     assert len(decay.job.seeds) == 2 * 2 * 2 and len(decay.job.prior_precision) == 8
-    assert len(by_claim["fraction"]) == 2 * len(TINY.fractions)
+    assert len(by_claim["fraction"]) == 2 * len(TINY.settings("fraction").fractions)
     assert len({p.key for p in planned}) == len(planned)
+
+
+CLAIM_MODULES = sorted(
+    f.stem
+    for f in Path(claims.__file__).parent.glob("*.py")
+    if f.stem not in {"__init__", "base", "common"}
+)
+
+
+@pytest.mark.parametrize("module", CLAIM_MODULES)
+def test_every_claim_module_is_one_registered_room_with_numbers_in_every_preset(module):
+    mod = importlib.import_module(f"bench.theory.claims.{module}")
+    assert mod.CLAIM.name == module and claims.REGISTRY[module] is mod.CLAIM
+    assert set(mod.CLAIM.presets) == set(SHARED) == set(claims.PRESETS)
+    for name, preset in claims.PRESETS.items():
+        assert isinstance(preset.settings(module), mod.Settings)
+        assert preset.settings(module) is mod.CLAIM.presets[name]
+    assert list(claims.CLAIMS) == list(claims.REGISTRY) and len(CLAIM_MODULES) == 5
+
+
+def test_every_theory_job_is_built_by_one_function():
+    """bench.theory.plan.job is the one place a Job is made (so a change of Job's shape
+    touches one function)."""
+    makers = []
+    for path in Path(theory.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Job":
+                makers.append(path.name)
+    assert makers == ["plan.py"]
 
 
 class _Point:
@@ -125,7 +165,7 @@ class _Point:
 def test_the_replica_probe_reports_the_gram_matrix_of_each_group_and_pickles():
     task = tasks.make("add_mod7_mlp", width=32, d_embed=16)
     origins = task.init(0, 2)
-    probe = sweeps.ReplicaProbe(task, 3, origins, ["a", "b"])
+    probe = ReplicaProbe(task, 3, origins, ["a", "b"])
     theta = origins.repeat_interleave(3, 0) + 0.1 * torch.randn(6, origins.shape[1])
     out = probe.evaluate(theta)
     assert {"train_acc", "val_acc", "gram_0", "gram_2"} <= set(out)
@@ -143,25 +183,25 @@ def test_the_replica_probe_reports_the_gram_matrix_of_each_group_and_pickles():
 
 # -- trained once through the store; a killed sweep resumes --------------------------------------
 def test_a_sweep_trains_once_and_after_losing_a_run_retrains_only_that_one(tmp_path):
-    claims = ["tgrok_tmem2", "weight_decay"]
+    names = ["tgrok_tmem2", "weight_decay"]
     lines: list[str] = []
     with Store(tmp_path / "s.sqlite") as store:
         task = TINY.make_task()
-        points = sweeps.memorized_points(
-            task, sweeps.checkpoint_seeds(claims, TINY), TINY, store, log=lines.append
+        points = runner.memorized_points(
+            task, claims.checkpoint_seeds(names, TINY), TINY, store, log=lines.append
         )
         thetas = {c.key: c.theta for c in points.values()}
-        planned = sweeps.plan(claims, TINY, task, points)
-        assert sweeps.run_plan(planned, store, thetas, log=lines.append) == (4, 0)
+        planned = claims.plan(names, TINY, task, points)
+        assert runner.run_plan(planned, store, thetas, log=lines.append) == (4, 0)
         assert store.count("runs") == 4
-        assert sweeps.run_plan(planned, store, thetas, log=lines.append) == (0, 4)
+        assert runner.run_plan(planned, store, thetas, log=lines.append) == (0, 4)
         lost = planned[1].key  # as if killed while it trained: never committed
     with sqlite3.connect(tmp_path / "s.sqlite") as db:
         db.execute("DELETE FROM chains WHERE run_key = ?", (lost,))
         db.execute("DELETE FROM runs WHERE key = ?", (lost,))
     with Store(tmp_path / "s.sqlite") as store:
         ran: list[str] = []
-        assert sweeps.run_plan(planned, store, thetas, log=ran.append) == (1, 3)
+        assert runner.run_plan(planned, store, thetas, log=ran.append) == (1, 3)
         assert len(ran) == 1 and planned[1].job.label in ran[0]
         assert store.count("runs") == 4 and store.count("checkpoints") == 2
 
@@ -186,11 +226,32 @@ def test_a_claim_writes_its_page_figure_and_the_index(tmp_path):
     assert "[drift_diffusion](add_mod7_mlp/drift_diffusion.md)" in index
 
 
+def test_pages_regenerate_identically_from_the_store_reading_each_run_once(tmp_path, monkeypatch):
+    first, again = tmp_path / "first", tmp_path / "again"
+    with Store(tmp_path / "s.sqlite") as store:
+        theory.run_theory(["fraction"], TINY, store, first, executor=LocalExecutor(1), log=print)
+    reads: list[str] = []
+
+    class Counting(Store):
+        def get_run(self, key, *, curves=True):
+            reads.append(key)
+            return super().get_run(key, curves=curves)
+
+    # nothing to train: only the analysis and the pages read the store
+    monkeypatch.setattr(theory, "run_plan", lambda planned, *a, **k: (0, len(planned)))
+    with Counting(tmp_path / "s.sqlite") as store:
+        theory.run_theory(["fraction"], TINY, store, again, log=print)
+    assert len(reads) == 4 and len(set(reads)) == 4  # two fractions x two arms, each read once
+    for path in sorted(first.rglob("*")):
+        if path.is_file():
+            assert path.read_bytes() == (again / path.relative_to(first)).read_bytes(), path
+
+
 @pytest.mark.slow
 def test_every_claim_runs_end_to_end_on_a_tiny_task(tmp_path):
     with Store(tmp_path / "s.sqlite") as store:
         results = theory.run_theory([], TINY, store, tmp_path / "r", executor=LocalExecutor(1))
-    assert list(results) == list(sweeps.CLAIMS)
-    for claim in sweeps.CLAIMS:
+    assert list(results) == list(claims.CLAIMS)
+    for claim in claims.CLAIMS:
         assert (tmp_path / "r" / "add_mod7_mlp" / f"{claim}.svg").exists()
         assert results[claim].verdict

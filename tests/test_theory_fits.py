@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bench.theory import claims, fits
-from bench.theory.claims import replicas
+from bench.theory import fits
+from bench.theory.claims import drift_diffusion
 from bench.theory.fits import Times
 
 
@@ -146,13 +146,13 @@ def test_replica_moments_separate_drift_from_diffusion():
     window = np.ones(len(steps), dtype=bool)
     # pure diffusion: spread ∝ √s, and the mean does not move beyond its own noise
     grams = _walks(rng, 8, 3, 60, 400, drift=0.0, noise=0.1)
-    drift, spread, fitted = replicas._exponents(steps, grams, window)
+    drift, spread, fitted = drift_diffusion.exponents(steps, grams, window)
     s = fitted["spread"]
     assert s.low < 0.5 < s.high and abs(s.exponent - 0.5) < 0.05
     assert np.all(drift[10:] < 0.5 * spread[10:])
     # a strong common drift: the mean moves ∝ s, well beyond the spread
     grams = _walks(rng, 8, 3, 60, 400, drift=10.0, noise=0.1)
-    drift, spread, fitted = replicas._exponents(steps, grams, window)
+    drift, spread, fitted = drift_diffusion.exponents(steps, grams, window)
     d = fitted["drift"]
     assert d.low < 1.0 < d.high and abs(d.exponent - 1.0) < 0.05
     assert np.all(drift[5:] > 3 * spread[5:])
@@ -164,14 +164,14 @@ def test_replica_moments_are_unbiased_and_unit_weights_are_the_plain_estimators(
     draws = []
     for _ in range(400):
         d = rng.standard_normal((r, dim)) + 0.3  # mean 0.3 per coordinate, unit variance
-        draws.append(claims.replica_moments(d @ d.T))
+        draws.append(drift_diffusion.replica_moments(d @ d.T))
     drift2, spread2 = np.mean(draws, axis=0)
     assert drift2 == pytest.approx(0.09 * dim, rel=0.1)  # ‖μ‖², not ‖μ‖² + tr Σ / R
     assert spread2 == pytest.approx(dim, rel=0.05)
     d = rng.standard_normal((r, dim))
     k = d @ d.T
     plain = (np.mean(np.sum((d - d.mean(0)) ** 2, 1)) * r / (r - 1), float(d.mean(0) @ d.mean(0)))
-    drift2, spread2 = claims.replica_moments(k, np.ones(r))
+    drift2, spread2 = drift_diffusion.replica_moments(k, np.ones(r))
     assert spread2 == pytest.approx(plain[0])
     assert drift2 == pytest.approx(plain[1] - plain[0] / r)
-    assert np.isnan(claims.replica_moments(k, np.array([5, 0, 0, 0, 0]))[1])
+    assert np.isnan(drift_diffusion.replica_moments(k, np.array([5, 0, 0, 0, 0]))[1])

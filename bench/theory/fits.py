@@ -1,5 +1,7 @@
-"""The fits behind the claims: censored log-normal regressions of a time to target, power laws
-of a displacement, and the model comparisons between competing laws.
+"""The fits behind the claims: censored regressions of times, power laws, model comparisons.
+
+Censored log-normal regressions of a time to target, power laws of a displacement, and the
+model comparisons between competing laws.
 
 **Times are intervals.** A chain's time to a target is known only to the evaluation grid and
 only when it was reached: an observed ``t`` evaluated every ``e`` steps lies in ``(t − e, t]``;

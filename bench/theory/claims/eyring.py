@@ -1,34 +1,106 @@
-"""Eyring's law: the grokking rate against 1/temperature."""
+"""Claim "Eyring: rate ∝ exp(−ΔF/τ)": its temperature ladder, analysis and figure.
+
+Millidge ("Grokking as simple thermodynamics", 2022); Kozyrev (2024): escaping the memorizing
+region is thermally activated, so the rate 1/t_grok ∝ exp(−ΔF/τ): the slope ΔF of log t_grok on
+1/τ over a temperature ladder of SGLD and SGHMC from shared memorized checkpoints, against a
+rate independent of τ.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 
-from bench.store import Store
+from bench.plots import STYLE
 from bench.theory import fits
+from bench.theory.claims.base import Chains, Claim, ClaimResult, Section, Table
 from bench.theory.claims.common import (
-    ClaimResult,
-    Section,
-    Table,
-    _aic_phrase,
-    _censoring_note,
-    _hp,
-    _median_text,
+    aic_phrase,
+    censoring_note,
     ci,
     comparison_table,
     fmt,
+    hparams_text,
+    joined_verdict,
     km_median,
-    load,
+    median_text,
 )
+from bench.theory.figures import COLORS, arm_title, legend, new_figure
 from bench.theory.fits import FitError
-from bench.theory.sweeps import Planned, Preset
+from bench.theory.plan import Planned, job
+from bench.theory.preset import Preset
+
+NAME = "eyring"
 
 
-def eyring(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimResult:
+@dataclass(frozen=True)
+class Settings:
+    """Samplers from the shared memorized checkpoints over a temperature ladder."""
+
+    temperatures: tuple[float, ...]
+    samplers: Mapping[str, Mapping[str, Any]]  # sampler -> its hyperparameters
+    prior: float
+    budget: int
+
+
+#: Measured on add_mod31_quadratic: SGLD at step 30 from a memorized checkpoint (AdamW, 20
+#: steps): t_grok 690 for τ ≤ 1e-8, 790 at 1e-7, 1670 at 1e-6. SGHMC at step 3, friction 0.1
+#: (momentum 0.9): 740, 790, 1810 at τ = 1e-8, 1e-7, 1e-6.
+CPU = Settings(
+    temperatures=(1e-8, 1e-7, 3e-7, 1e-6),
+    samplers={"sgld": {"step_size": 30.0}, "sghmc": {"step_size": 3.0, "friction": 0.1}},
+    prior=1e-4,
+    budget=2200,
+)
+PAPER = Settings(
+    temperatures=(1e-8, 1e-7, 1e-6, 3e-6, 1e-5),
+    samplers={"sgld": {"step_size": 0.2}, "sghmc": {"step_size": 0.02, "friction": 0.1}},
+    prior=1e-2,
+    budget=30_000,
+)
+
+
+def checkpoints(preset: Preset) -> int:
+    return preset.seeds
+
+
+def plan(
+    preset: Preset, task: Any, points: Mapping[int, Any], arm: str, batch_size: int | None
+) -> list[Planned]:
+    """One job per sampler and arm: the ladder × the checkpoints, one temperature per chain."""
+    sweep: Settings = preset.settings(NAME)
+    seeds = list(range(preset.seeds))
+    ladder = [t for t in sweep.temperatures for _ in seeds]
+    out = []
+    for sampler, hparams in sweep.samplers.items():
+        ladder_job = job(
+            preset,
+            f"eyring/{sampler}/{arm}",
+            sampler,
+            {**hparams, "temperature": ladder},
+            sweep.prior,
+            [0] * len(ladder),
+            sweep.budget,
+            batch_size,
+            start=[points[s].key for _ in sweep.temperatures for s in seeds],
+        )
+        out.append(
+            Planned(NAME, arm, task, ladder_job, {"sampler": sampler, "temperature": ladder})
+        )
+    return out
+
+
+def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
+    """Per sampler and arm: the Kaplan–Meier median t_grok per temperature, the Eyring fit of
+    log t_grok on 1/τ and the τ-independent law."""
+    sweep: Settings = preset.settings(NAME)
     sections, panels, summary = [], [], {}
-    for data in load(store, planned):
+    for data in runs:
         arm, sampler = data.planned.arm, data.planned.meta["sampler"]
         tau = np.array(data.planned.meta["temperature"], dtype=float)
         keep = data.live()
@@ -106,7 +178,7 @@ def eyring(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimRes
             )
         )
         sec.tables.append(("Model comparison on the same chains.", comparison_table([arr, flat])))
-        sec.notes.append(_censoring_note(times, int(np.sum(~keep))))
+        sec.notes.append(censoring_note(times, int(np.sum(~keep))))
         if frozen:
             sec.notes.append(
                 f"At τ ∈ {{{', '.join(fmt(v) for v in frozen)}}} no chain escaped within the "
@@ -122,10 +194,10 @@ def eyring(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimRes
         )
         cold, hot = min(medians), max(medians)
         sec.verdict = (
-            f"The median t_grok is {_median_text(medians[cold], times.subset(t == cold))} at "
-            f"τ = {fmt(cold)} and {_median_text(medians[hot], times.subset(t == hot))} at "
+            f"The median t_grok is {median_text(medians[cold], times.subset(t == cold))} at "
+            f"τ = {fmt(cold)} and {median_text(medians[hot], times.subset(t == hot))} at "
             f"τ = {fmt(hot)}; ΔF = {fmt(dF)} (95 % CI {ci(dF_ci)}), {sign}; "
-            f"{_aic_phrase(arr, flat)}"
+            f"{aic_phrase(arr, flat)}"
             + (
                 " (with ΔF < 0: a faster escape when colder, not an activated one)"
                 if dF < 0 and arr.aic < flat.aic - 2
@@ -139,7 +211,7 @@ def eyring(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimRes
         sections.append(sec)
         summary[f"{sampler}/{arm}"] = f"ΔF = {fmt(dF)} ({ci(dF_ci)})"
     return ClaimResult(
-        claim="eyring",
+        claim=NAME,
         title="Eyring: rate ∝ exp(−ΔF/τ)?",
         prediction=(
             "Millidge; Kozyrev: escaping the memorizing region is thermally activated over a "
@@ -148,19 +220,70 @@ def eyring(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimRes
             "rate does not depend on τ."
         ),
         setup=[
-            f"{' and '.join(f'{s} ({_hp(h)})' for s, h in preset.eyring_samplers.items())} "
+            f"{' and '.join(f'{s} ({hparams_text(h)})' for s, h in sweep.samplers.items())} "
             f"from {preset.seeds} shared memorized checkpoints (bench/checkpoints.py) over "
-            f"τ ∈ {{{', '.join(fmt(t) for t in preset.eyring_temperatures)}}}, λ = "
-            f"{fmt(preset.eyring_prior)}; budget {preset.eyring_budget} steps; evaluated every "
+            f"τ ∈ {{{', '.join(fmt(t) for t in sweep.temperatures)}}}, λ = "
+            f"{fmt(sweep.prior)}; budget {sweep.budget} steps; evaluated every "
             f"{preset.eval_every} steps. A temperature ladder is one job per sampler and arm.",
         ],
         sections=sections,
-        verdict=" ".join(f"**{s.title}**: {s.verdict}" for s in sections if s.verdict),
+        verdict=joined_verdict(sections),
         panels=panels,
         figure_caption="log rate (1 / Kaplan–Meier median t_grok) against 1/τ on a log axis "
         "(the Eyring line, linear in 1/τ, curves on it); open markers: "
         "no median within the budget (rate below 1/budget); lines: the Eyring fit (the rate at "
         "the fitted median) and the τ-independent fit.",
         summary=summary,
-        runs=[p.key for p in planned],
+        runs=[r.planned.key for r in runs],
     )
+
+
+def figure(panels: Sequence[Mapping[str, Any]]):
+    """The rate 1/median t_grok against 1/τ per arm, one colour per sampler, with the fits."""
+    if not panels:
+        return None
+    arms = list(dict.fromkeys(p["arm"] for p in panels))
+    fig, axes = new_figure(len(arms))
+    samplers = list(dict.fromkeys(p["sampler"] for p in panels))
+    for ax, arm in zip(axes, arms, strict=True):
+        with plt.rc_context(STYLE):
+            for p in (q for q in panels if q["arm"] == arm):
+                color = COLORS[samplers.index(p["sampler"]) % 10]
+                levels = sorted(set(p["tau"]))
+                for lv in levels:
+                    sub = p["times"].subset(p["tau"] == lv)
+                    med = km_median(sub)[0]
+                    if med is not None:
+                        ax.scatter(1 / lv, 1 / med, color=color, s=16, zorder=3)
+                    else:
+                        ax.scatter(
+                            1 / lv,
+                            1 / float(sub.lower.max()),
+                            facecolors="none",
+                            edgecolors=color,
+                            marker="v",
+                            s=22,
+                            zorder=3,
+                        )
+                if "fit" in p:
+                    xs = np.geomspace(min(1 / t for t in levels), max(1 / t for t in levels), 50)
+                    f = p["fit"]
+                    ax.plot(
+                        xs,
+                        np.exp(-(f["a"] + p["dF"] * xs)),
+                        color=color,
+                        lw=1,
+                        label=f"{p['sampler']}: ΔF = {p['dF']:.2g}",
+                    )
+                    ax.axhline(math.exp(-p["flat"]["a"]), color=color, lw=0.7, ls=":")
+            ax.set_yscale("log")
+            ax.set_xscale("log")
+            ax.set_xlabel("1/τ")
+            ax.set_ylabel("rate = 1 / median t_grok (per step)")
+            ax.set_title(arm_title({"arm": arm}))
+            legend(ax)
+    fig.tight_layout()
+    return fig
+
+
+CLAIM = Claim(NAME, {"cpu": CPU, "paper": PAPER}, plan, analyse, figure, checkpoints)

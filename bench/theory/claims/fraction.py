@@ -1,36 +1,93 @@
-"""t_grok against the training fraction: exponential growth as the data shrink?"""
+"""Claim "t_grok grows exponentially as the training fraction shrinks": sweep, analysis, figure.
+
+Power et al. ("Grokking: generalization beyond overfitting on small algorithmic datasets",
+2022): +40–50 % steps to generalize per −1 % of data near 25–30 %, i.e. exponential growth as
+the fraction shrinks (log t linear in the fraction), against a power law (log t linear in
+log fraction). SGD from ``task.init`` at each training fraction, one task per fraction.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 
-from bench.store import Store
+from bench.plots import STYLE
 from bench.theory import fits
+from bench.theory.claims.base import Chains, Claim, ClaimResult, Section, Table
 from bench.theory.claims.common import (
-    POWER_PER_PERCENT,
-    ClaimResult,
-    Section,
-    Table,
-    _aic_phrase,
-    _censoring_note,
-    _hp,
+    aic_phrase,
+    censoring_note,
     ci,
     comparison_table,
     fmt,
+    hparams_text,
+    joined_verdict,
     km_median,
-    load,
 )
+from bench.theory.figures import COLORS, arm_title, legend, new_figure, scatter_times
 from bench.theory.fits import FitError, Times
-from bench.theory.sweeps import Planned, Preset
+from bench.theory.plan import Planned, job
+from bench.theory.preset import Preset
+
+NAME = "fraction"
+#: Power et al.'s increase of t_grok per −1 % of the training data.
+POWER_PER_PERCENT = (0.40, 0.50)
 
 
-def fraction(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimResult:
+@dataclass(frozen=True)
+class Settings:
+    """SGD from ``task.init`` at each training fraction (the task's split seed)."""
+
+    fractions: tuple[float, ...]
+    hparams: Mapping[str, Any]
+    prior: float
+    budget: int
+
+
+#: Measured on add_mod31_quadratic (full-batch SGD from init): 0.3 → none by 4,000 (val 0.15,
+#: 0.03), 0.35 → 3200, >4000; 0.4 → 1770, 1960; 0.45 → 1170, 1290; 0.6 → 800, 840.
+CPU = Settings(
+    fractions=(0.35, 0.4, 0.45, 0.5, 0.6), hparams={"step_size": 30.0}, prior=1e-4, budget=3000
+)
+PAPER = Settings(
+    fractions=(0.25, 0.3, 0.35, 0.4, 0.5),
+    hparams={"step_size": 0.2, "momentum": 0.9},
+    prior=1e-2,
+    budget=40_000,
+)
+
+
+def plan(
+    preset: Preset, task: Any, points: Mapping[int, Any], arm: str, batch_size: int | None
+) -> list[Planned]:
+    """One job per fraction and arm (the fraction changes the task); a minibatch as large as
+    the training set is the full batch."""
+    del task, points  # each fraction makes its own task; every chain starts from its init
+    sweep: Settings = preset.settings(NAME)
+    seeds = list(range(preset.seeds))
+    out = []
+    for f in sweep.fractions:
+        sub = preset.make_task(frac_train=f)  # same split seed and model
+        bs = batch_size if batch_size is None or batch_size < len(sub.batch()[1]) else None
+        sgd = job(
+            preset, f"frac{f:g}/{arm}", "sgd", sweep.hparams, sweep.prior, seeds, sweep.budget, bs
+        )
+        out.append(Planned(NAME, arm, sub, sgd, {"fraction": f}))
+    return out
+
+
+def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
+    """Per arm: the Kaplan–Meier median t_grok per fraction, the exponential and the power law
+    fitted on all its chains, and Power et al.'s rate beside them."""
+    sweep: Settings = preset.settings(NAME)
     sections, panels, summary = [], [], {}
-    for arm in dict.fromkeys(p.arm for p in planned):
-        datas = load(store, [p for p in planned if p.arm == arm])
+    for arm in dict.fromkeys(r.planned.arm for r in runs):
+        datas = [r for r in runs if r.planned.arm == arm]
         frac, lower, upper, dropped, rows = [], [], [], 0, []
         for data in datas:
             f = data.planned.meta["fraction"]
@@ -119,12 +176,12 @@ def fraction(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimR
             )
         )
         sec.tables.append(("Model comparison on the same chains.", comparison_table([expo, power])))
-        sec.notes.append(_censoring_note(times, dropped))
+        sec.notes.append(censoring_note(times, dropped))
         overlap = _overlaps(b_ci, (ref[1], ref[0]))
         sec.verdict = (
             f"t_grok changes by {_pct(pct)} per −1 % of data (95 % CI {_pct(pct_ci[0])} to "
             f"{_pct(pct_ci[1])}), {'which overlaps' if overlap else 'which does not overlap'} "
-            f"Power et al.'s +40–50 %; {_aic_phrase(expo, power)}"
+            f"Power et al.'s +40–50 %; {aic_phrase(expo, power)}"
             + (
                 ""
                 if b_ci[1] is not None and b_ci[1] < 0
@@ -137,7 +194,7 @@ def fraction(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimR
         sections.append(sec)
         summary[arm] = f"{_pct(pct)} per −1 % ({_pct(pct_ci[0])} – {_pct(pct_ci[1])})"
     return ClaimResult(
-        claim="fraction",
+        claim=NAME,
         title="Does t_grok grow exponentially as the training fraction shrinks?",
         prediction=(
             "Power et al. (2022): the steps to generalize grow steeply as the training fraction "
@@ -146,19 +203,19 @@ def fraction(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimR
             "fraction)."
         ),
         setup=[
-            f"SGD ({_hp(preset.fraction_hparams)}, λ = {fmt(preset.fraction_prior)}) from "
-            f"`task.init` at training fractions {', '.join(fmt(f) for f in preset.fractions)} "
+            f"SGD ({hparams_text(sweep.hparams)}, λ = {fmt(sweep.prior)}) from "
+            f"`task.init` at training fractions {', '.join(fmt(f) for f in sweep.fractions)} "
             f"(the task's split seed; one task per fraction) × {preset.seeds} seeds; budget "
-            f"{preset.fraction_budget} steps; evaluated every {preset.eval_every} steps.",
+            f"{sweep.budget} steps; evaluated every {preset.eval_every} steps.",
         ],
         sections=sections,
-        verdict=" ".join(f"**{s.title}**: {s.verdict}" for s in sections if s.verdict),
+        verdict=joined_verdict(sections),
         panels=panels,
         figure_caption="t_grok (log axis) against the training fraction; open triangles are "
         "censored chains; solid: exponential fit; dashed: power-law fit; grey band: Power et "
         "al.'s +40–50 % per −1 % through the exponential fit's middle.",
         summary=summary,
-        runs=[p.key for p in planned],
+        runs=[r.planned.key for r in runs],
     )
 
 
@@ -172,3 +229,58 @@ def _overlaps(a, b) -> bool:
     lo = -math.inf if a[0] is None else a[0]
     hi = math.inf if a[1] is None else a[1]
     return lo <= b[1] and b[0] <= hi
+
+
+def figure(panels: Sequence[Mapping[str, Any]]):
+    """t_grok against the fraction per arm (log y), with both fits and Power et al.'s band."""
+    if not panels:
+        return None
+    fig, axes = new_figure(len(panels))
+    for ax, p in zip(axes, panels, strict=True):
+        with plt.rc_context(STYLE):
+            scatter_times(ax, p["f"], p["times"], COLORS[0], "chains")
+            ax.set_yscale("log")
+            if "expo" in p:
+                fs = np.linspace(p["f"].min(), p["f"].max(), 50)
+                e, w = p["expo"], p["power"]
+                ax.plot(fs, np.exp(e["a"] + e["b"] * fs), color="k", lw=1.2, label="exponential")
+                ax.plot(
+                    fs,
+                    np.exp(w["a"] + w["k"] * np.log(fs)),
+                    color="k",
+                    ls="--",
+                    lw=1,
+                    label="power law",
+                )
+                mid = float(np.mean(fs))
+                y0 = math.exp(e["a"] + e["b"] * mid)
+                lo = y0 * np.exp(-100 * math.log(1.40) * (fs - mid))
+                hi = y0 * np.exp(-100 * math.log(1.50) * (fs - mid))
+                ax.fill_between(
+                    fs,
+                    np.minimum(lo, hi),
+                    np.maximum(lo, hi),
+                    color="grey",
+                    alpha=0.2,
+                    label="Power et al. +40–50 %/−1 %",
+                )
+                ax.set_ylim(*_ylim(p["times"]))
+            ax.set_xlabel("training fraction")
+            ax.set_ylabel("t_grok (steps)")
+            ax.set_title(arm_title(p))
+            legend(ax)
+    fig.tight_layout()
+    return fig
+
+
+def _ylim(times) -> tuple[float, float]:
+    y = times.point()
+    return float(y.min()) / 2, float(y.max()) * 2
+
+
+def _ylim(times) -> tuple[float, float]:
+    y = times.point()
+    return float(y.min()) / 2, float(y.max()) * 2
+
+
+CLAIM = Claim(NAME, {"cpu": CPU, "paper": PAPER}, plan, analyse, figure)

@@ -1,35 +1,97 @@
-"""t_grok against t_mem: is grokking time the square of memorization time?"""
+"""Claim "t_grok ≈ t_mem²": its step-size ladder, analysis and figure.
+
+Kozyrev ("How to explain grokking", 2024): memorization is drift (distance ∝ t), grokking
+diffusion on the zero-loss set (distance ∝ √t), so t_grok ≈ t_mem². Tested as the slope b of
+log t_grok on log t_mem over a step-size ladder of SGD from ``task.init``; the competing law is
+the first passage of weight-norm decay, t_grok − t_mem = c·log(‖θ_mem‖/‖θ*‖)/(η_eff·λ), which on
+a step-size ladder gives b ≈ 1.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 
-from bench.store import Store
+from bench.plots import STYLE
 from bench.theory import fits
+from bench.theory.claims.base import Chains, Claim, ClaimResult, Section, Table
 from bench.theory.claims.common import (
-    ClaimResult,
-    Section,
-    Table,
-    _aic_phrase,
-    _censoring_note,
-    _hp,
-    _within,
+    aic_phrase,
+    censoring_note,
     ci,
     comparison_table,
     fmt,
+    hparams_text,
+    joined_verdict,
     km_median,
-    load,
+    within,
 )
+from bench.theory.figures import COLORS, arm_title, legend, new_figure, scatter_times
 from bench.theory.fits import FitError
-from bench.theory.sweeps import Planned, Preset
+from bench.theory.plan import Planned, job
+from bench.theory.preset import Preset
+
+NAME = "tgrok_tmem2"
 
 
-def tgrok_tmem2(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimResult:
+@dataclass(frozen=True)
+class Settings:
+    """SGD from ``task.init`` over a ladder of step sizes, every other setting fixed."""
+
+    steps: tuple[float, ...]  # the step sizes
+    hparams: Mapping[str, Any]
+    prior: float
+    budget: int
+    eval_every: int  # t_mem is a covariate here: a finer grid than the other claims'
+
+
+#: Measured on add_mod31_quadratic: full-batch SGD from task.init at λ = 1e-4: step 20 → t_mem
+#: 120, t_grok 1390; 30 → 80, 930; 40 → 60, 700 (t_mem ≈ 2400/η); step 10 had not grokked by
+#: 2,500 (val 0.9); λ = 2e-4 never memorizes (collapses), λ = 1e-3 neither. Minibatch 64 (of
+#: 480 pairs): step 20 → t_grok 1370, 1570; 40 → 690, 780.
+CPU = Settings(steps=(17.0, 24.0, 34.0, 48.0), hparams={}, prior=1e-4, budget=2400, eval_every=10)
+PAPER = Settings(
+    steps=(0.1, 0.14, 0.2, 0.28, 0.4),
+    hparams={"momentum": 0.9},
+    prior=1e-2,
+    budget=40_000,
+    eval_every=20,
+)
+
+
+def plan(
+    preset: Preset, task: Any, points: Mapping[int, Any], arm: str, batch_size: int | None
+) -> list[Planned]:
+    """One job per arm: the whole ladder × seeds, one step size per chain."""
+    del points  # every chain starts from task.init
+    sweep: Settings = preset.settings(NAME)
+    seeds = list(range(preset.seeds))
+    steps = [s for s in sweep.steps for _ in seeds]
+    sgd = job(
+        preset,
+        f"tmem/{arm}",
+        "sgd",
+        {**sweep.hparams, "step_size": steps},
+        sweep.prior,
+        [s for _ in sweep.steps for s in seeds],
+        sweep.budget,
+        batch_size,
+        eval_every=sweep.eval_every,
+    )
+    return [Planned(NAME, arm, task, sgd, {"step_size": steps})]
+
+
+def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
+    """Per arm: the slope of log t_grok on log t_mem beside the two decay laws, fitted on
+    the same chains."""
+    sweep: Settings = preset.settings(NAME)
     sections, panels, summary = [], [], {}
-    for data in load(store, planned):
+    for data in runs:
         arm = data.planned.arm
         sec = Section(f"{arm} batch" if arm == "full" else f"minibatch ({data.result.batch_size})")
         e = data.eval_every
@@ -146,28 +208,28 @@ def tgrok_tmem2(store: Store, planned: Sequence[Planned], preset: Preset) -> Cla
             ("Model comparison on the same chains.", comparison_table([power, decay, scale]))
         )
         sec.notes.append(
-            _censoring_note(times, int(np.sum(~keep)))
+            censoring_note(times, int(np.sum(~keep)))
             + f"; ‖θ*‖ = {fmt(norm_star)} (median ‖θ‖ at t_grok of the chains that grokked); "
             f"η_eff·λ = η·λ/(1 − momentum) with λ = {fmt(lam)}, momentum {fmt(momentum)}."
         )
         sec.verdict = (
             f"The slope of log t_grok on log t_mem is {fmt(b)} (95 % CI {ci(b_ci)}): the interval "
-            f"{_within(b_ci, 2.0)} 2 (t_grok ∝ t_mem²) and {_within(b_ci, 1.0)} 1 (t_grok ∝ "
+            f"{within(b_ci, 2.0)} 2 (t_grok ∝ t_mem²) and {within(b_ci, 1.0)} 1 (t_grok ∝ "
             f"t_mem, what weight decay alone gives on a step-size ladder). The norm-decay law "
             f"needs c = {fmt(c)} ({ci(c_ci)}), "
             + ("consistent with 1" if fits.contains(c_ci, 1.0) else "not the 1 it predicts")
             + f": ‖θ‖ went from a median {fmt(float(np.nanmedian(norm_mem[keep])))} at t_mem to "
             f"{fmt(norm_star)} at t_grok; the decay time scale alone, t_grok − t_mem = "
-            f"c/(η_eff·λ), fits with c = {fmt(k)} ({ci(k_ci)}); {_aic_phrase(power, decay)}, and "
-            f"{_aic_phrase(power, scale)}."
+            f"c/(η_eff·λ), fits with c = {fmt(k)} ({ci(k_ci)}); {aic_phrase(power, decay)}, and "
+            f"{aic_phrase(power, scale)}."
         )
         panel.update(power=power, decay=decay, drive=drive, scale=scale, rate=rate)
         panels.append(panel)
         sections.append(sec)
         summary[arm] = f"b = {fmt(b)} ({ci(b_ci)})"
-    verdict = " ".join(f"**{s.title}**: {s.verdict}" for s in sections if s.verdict)
+    verdict = joined_verdict(sections)
     return ClaimResult(
-        claim="tgrok_tmem2",
+        claim=NAME,
         title="t_grok ≈ t_mem²?",
         prediction=(
             "Kozyrev: memorization is drift (distance ∝ t) and grokking is diffusion on the "
@@ -180,10 +242,10 @@ def tgrok_tmem2(store: Store, planned: Sequence[Planned], preset: Preset) -> Cla
         ),
         setup=[
             "SGD from `task.init` over step sizes η ∈ "
-            f"{{{', '.join(fmt(s) for s in preset.tmem_steps)}}} "
-            f"× {preset.seeds} seeds, everything else fixed ({_hp(preset.tmem_hparams)}, "
-            f"λ = {fmt(preset.tmem_prior)}); budget {preset.tmem_budget} steps; "
-            f"evaluated every {preset.tmem_eval_every} steps.",
+            f"{{{', '.join(fmt(s) for s in sweep.steps)}}} "
+            f"× {preset.seeds} seeds, everything else fixed ({hparams_text(sweep.hparams)}, "
+            f"λ = {fmt(sweep.prior)}); budget {sweep.budget} steps; "
+            f"evaluated every {sweep.eval_every} steps.",
         ],
         sections=sections,
         verdict=verdict,
@@ -193,9 +255,56 @@ def tgrok_tmem2(store: Store, planned: Sequence[Planned], preset: Preset) -> Cla
         "slope 2 through the data's centre; crosses and pluses: the norm-decay and the "
         "decay-time laws' predictions per chain.",
         summary=summary,
-        runs=[p.key for p in planned],
+        runs=[r.planned.key for r in runs],
     )
 
 
 def _exp_interval(interval):
     return tuple(None if v is None else math.exp(v) for v in interval)
+
+
+def figure(panels: Sequence[Mapping[str, Any]]):
+    """t_grok against t_mem per arm (log–log), with the fitted laws."""
+    if not panels:
+        return None
+    fig, axes = new_figure(len(panels))
+    for ax, p in zip(axes, panels, strict=True):
+        with plt.rc_context(STYLE):
+            etas = sorted(set(p["eta"]))
+            for i, eta in enumerate(etas):
+                m = p["eta"] == eta
+                scatter_times(ax, p["x"][m], p["times"].subset(m), COLORS[i % 10], f"η = {eta:g}")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            if "power" in p:
+                xs = np.geomspace(p["x"].min(), p["x"].max(), 50)
+                fit = p["power"]
+                ax.plot(
+                    xs,
+                    np.exp(fit["a"] + fit["b"] * np.log(xs)),
+                    color="k",
+                    lw=1.2,
+                    label=f"fit: slope {fit['b']:.2f}",
+                )
+                cx, cy = (
+                    np.exp(np.mean(np.log(p["x"]))),
+                    np.exp(fit["a"] + fit["b"] * np.mean(np.log(p["x"]))),
+                )
+                ax.plot(xs, cy * (xs / cx) ** 2, color="grey", ls="--", lw=1, label="slope 2")
+                pred = p["x"] + math.exp(p["decay"]["log_c"]) * p["drive"]
+                ax.scatter(
+                    p["x"], pred, marker="x", s=14, color="grey", label="norm-decay law", zorder=2
+                )
+                pred = p["x"] + math.exp(p["scale"]["log_c"]) / p["rate"]
+                ax.scatter(
+                    p["x"], pred, marker="+", s=18, color="k", label="decay-time law", zorder=2
+                )
+            ax.set_xlabel("t_mem (steps)")
+            ax.set_ylabel("t_grok (steps)")
+            ax.set_title(arm_title(p))
+            legend(ax)
+    fig.tight_layout()
+    return fig
+
+
+CLAIM = Claim(NAME, {"cpu": CPU, "paper": PAPER}, plan, analyse, figure)

@@ -1,36 +1,108 @@
-"""Weight decay as the prior precision: t_grok against λ, and λ against τ."""
+"""Claim "weight decay (the prior's precision λ) is the strongest lever": sweep, analysis, figure.
+
+Power et al. (2022) found weight decay the strongest lever; Millidge ("Grokking as simple
+thermodynamics", 2022) reads it as the precision λ of a Gaussian prior. SGLD from the shared
+memorized checkpoints over prior precision × temperature (τ = 0 is gradient descent): t_grok
+against λ at fixed τ (the norm-decay first passage predicts t_grok ∝ 1/λ), and both levers'
+factors on t_grok across their grids.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 
-from bench.store import Store
+from bench.plots import STYLE
 from bench.theory import fits
+from bench.theory.claims.base import Chains, Claim, ClaimResult, Section, Table
 from bench.theory.claims.common import (
-    ClaimResult,
-    Section,
-    Table,
-    _aic_phrase,
-    _censoring_note,
-    _factor,
-    _hp,
-    _within,
+    aic_phrase,
+    censoring_note,
     ci,
     comparison_table,
+    factor,
     fmt,
+    hparams_text,
+    joined_verdict,
     km_median,
-    load,
+    within,
 )
+from bench.theory.figures import COLORS, arm_title, legend, new_figure, scatter_times
 from bench.theory.fits import FitError
-from bench.theory.sweeps import Planned, Preset
+from bench.theory.plan import Planned, job
+from bench.theory.preset import Preset
+
+NAME = "weight_decay"
 
 
-def weight_decay(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimResult:
+@dataclass(frozen=True)
+class Settings:
+    """SGLD from the shared memorized checkpoints over prior precision × temperature."""
+
+    priors: tuple[float, ...]
+    temperatures: tuple[float, ...]
+    hparams: Mapping[str, Any]
+    budget: int
+    seeds: int  # memorized checkpoints per cell of the factorial
+
+
+#: Measured on add_mod31_quadratic: gradient descent at step 30 from a memorized checkpoint
+#: (AdamW, 20 steps) at λ = 3.5e-5 → t_grok 1670, 1e-4 → 690, 1.4e-4 → 700, 2e-4 collapses
+#: (val 0.67, train 0.94 at 2,500).
+CPU = Settings(
+    priors=(3.5e-5, 5e-5, 1e-4, 1.4e-4),
+    temperatures=(0.0, 1e-6),
+    hparams={"step_size": 30.0},
+    budget=2200,
+    seeds=2,
+)
+PAPER = Settings(
+    priors=(3e-3, 5e-3, 1e-2, 2e-2),
+    temperatures=(0.0, 1e-6, 1e-5),
+    hparams={"step_size": 0.2},
+    budget=30_000,
+    seeds=3,
+)
+
+
+def checkpoints(preset: Preset) -> int:
+    return preset.settings(NAME).seeds
+
+
+def plan(
+    preset: Preset, task: Any, points: Mapping[int, Any], arm: str, batch_size: int | None
+) -> list[Planned]:
+    """One job per arm: the whole factorial × checkpoints, one (λ, τ) per chain."""
+    sweep: Settings = preset.settings(NAME)
+    seeds = list(range(preset.seeds))[: sweep.seeds]
+    cells = [(lam, tau) for lam in sweep.priors for tau in sweep.temperatures]
+    lam = [c[0] for c in cells for _ in seeds]
+    tau = [c[1] for c in cells for _ in seeds]
+    factorial = job(
+        preset,
+        f"decay/{arm}",
+        "sgld",
+        {**sweep.hparams, "temperature": tau},
+        lam,
+        [0] * len(lam),
+        sweep.budget,
+        batch_size,
+        start=[points[s].key for _ in cells for s in seeds],
+    )
+    return [Planned(NAME, arm, task, factorial, {"prior_precision": lam, "temperature": tau})]
+
+
+def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
+    """Per arm: the factorial's Kaplan–Meier medians, the slope on log λ per temperature, the
+    additive and the interaction fit, and which lever moves t_grok more."""
+    sweep: Settings = preset.settings(NAME)
     sections, panels, summary = [], [], {}
-    for data in load(store, planned):
+    for data in runs:
         arm = data.planned.arm
         lam = np.array(data.planned.meta["prior_precision"], dtype=float)
         tau = np.array(data.planned.meta["temperature"], dtype=float)
@@ -105,10 +177,10 @@ def weight_decay(store: Store, planned: Sequence[Planned], preset: Preset) -> Cl
         p_tau = fits.likelihood_ratio(only_lam, both)
         p_lam = fits.likelihood_ratio(only_tau, both)
         span = math.log(max(lam) / min(lam))
-        lam_factor, lam_ci = _factor(b, b_ci, span)
+        lam_factor, lam_ci = factor(b, b_ci, span)
         gammas = {n: (both[n], both.interval(n)) for n in tnames}
         strongest = max(gammas, key=lambda n: abs(gammas[n][0])) if gammas else None
-        tau_factor, tau_ci = _factor(*gammas[strongest], 1.0) if strongest else (1.0, (1.0, 1.0))
+        tau_factor, tau_ci = factor(*gammas[strongest], 1.0) if strongest else (1.0, (1.0, 1.0))
         per_level, slopes = [], {}
         for lv in levels:
             m = tau_k == lv
@@ -172,7 +244,7 @@ def weight_decay(store: Store, planned: Sequence[Planned], preset: Preset) -> Cl
         )
         models = [both, only_lam, only_tau, null] + ([inter] if inter is not None else [])
         sec.tables.append(("Model comparison on the same chains.", comparison_table(models)))
-        sec.notes.append(_censoring_note(times, int(np.sum(~keep))))
+        sec.notes.append(censoring_note(times, int(np.sum(~keep))))
         if tau_ci[1] is not None and lam_ci[0] > tau_ci[1]:
             lever = "λ is the stronger lever over these grids"
         elif lam_ci[1] is not None and tau_ci[0] > lam_ci[1]:
@@ -183,14 +255,14 @@ def weight_decay(store: Store, planned: Sequence[Planned], preset: Preset) -> Cl
         sec.verdict = (
             (
                 f"At τ = {fmt(levels[0])}, t_grok ∝ λ^{fmt(at_zero[0])} (95 % CI "
-                f"{ci(at_zero[1])}, which {_within(at_zero[1], -1.0)} −1); "
+                f"{ci(at_zero[1])}, which {within(at_zero[1], -1.0)} −1); "
                 if at_zero
                 else ""
             )
             + f"across the grids λ changes t_grok by a factor {fmt(lam_factor)} "
             f"({ci(lam_ci)}) and τ by {fmt(tau_factor)} ({ci(tau_ci)}): {lever}; both matter "
             f"(LR p for λ {fmt(p_lam)}, for τ {fmt(p_tau)})"
-            + (f"; {_aic_phrase(inter, both)}" if inter is not None else "")
+            + (f"; {aic_phrase(inter, both)}" if inter is not None else "")
             + "."
         )
         panel.update(fit=both)
@@ -198,7 +270,7 @@ def weight_decay(store: Store, planned: Sequence[Planned], preset: Preset) -> Cl
         sections.append(sec)
         summary[arm] = f"b = {fmt(b)} ({ci(b_ci)})"
     return ClaimResult(
-        claim="weight_decay",
+        claim=NAME,
         title="Is weight decay (the prior's precision) the strongest lever?",
         prediction=(
             "Power et al. (2022) found weight decay the most effective intervention; Millidge "
@@ -207,18 +279,47 @@ def weight_decay(store: Store, planned: Sequence[Planned], preset: Preset) -> Cl
             "decay are confounded in any single tuned setting, so they are crossed here."
         ),
         setup=[
-            f"SGLD ({_hp(preset.decay_hparams)}) from {preset.decay_seeds} shared memorized "
+            f"SGLD ({hparams_text(sweep.hparams)}) from {sweep.seeds} shared memorized "
             "checkpoints "
-            f"over λ ∈ {{{', '.join(fmt(v) for v in preset.decay_priors)}}} × τ ∈ "
-            f"{{{', '.join(fmt(v) for v in preset.decay_temperatures)}}} (τ = 0 is gradient "
-            f"descent); budget {preset.decay_budget} steps; evaluated every {preset.eval_every} "
+            f"over λ ∈ {{{', '.join(fmt(v) for v in sweep.priors)}}} × τ ∈ "
+            f"{{{', '.join(fmt(v) for v in sweep.temperatures)}}} (τ = 0 is gradient "
+            f"descent); budget {sweep.budget} steps; evaluated every {preset.eval_every} "
             "steps. The whole factorial is one job per arm.",
         ],
         sections=sections,
-        verdict=" ".join(f"**{s.title}**: {s.verdict}" for s in sections if s.verdict),
+        verdict=joined_verdict(sections),
         panels=panels,
         figure_caption="t_grok against λ (log–log), one colour per temperature; open triangles "
         "are censored chains; lines: the additive fit per temperature.",
         summary=summary,
-        runs=[p.key for p in planned],
+        runs=[r.planned.key for r in runs],
     )
+
+
+def figure(panels: Sequence[Mapping[str, Any]]):
+    """t_grok against λ per arm (log–log), one colour per temperature, with the additive fit."""
+    if not panels:
+        return None
+    fig, axes = new_figure(len(panels))
+    for ax, p in zip(axes, panels, strict=True):
+        with plt.rc_context(STYLE):
+            for i, lv in enumerate(p["levels"]):
+                m = p["tau"] == lv
+                color = COLORS[i % 10]
+                scatter_times(ax, p["lam"][m], p["times"].subset(m), color, f"τ = {lv:g}")
+                if "fit" in p:
+                    f = p["fit"]
+                    shift = 0.0 if i == 0 else f[f"τ={fmt(lv)}"]
+                    ls = np.geomspace(p["lam"].min(), p["lam"].max(), 20)
+                    ax.plot(ls, np.exp(f["a"] + f["b"] * np.log(ls) + shift), color=color, lw=1)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("prior precision λ")
+            ax.set_ylabel("t_grok (steps)")
+            ax.set_title(arm_title(p))
+            legend(ax)
+    fig.tight_layout()
+    return fig
+
+
+CLAIM = Claim(NAME, {"cpu": CPU, "paper": PAPER}, plan, analyse, figure, checkpoints)

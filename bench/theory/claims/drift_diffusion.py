@@ -1,29 +1,118 @@
-"""Drift, then diffusion: replicas from one point, their mean displacement and their spread."""
+"""Claim "drift, then diffusion" (replicas from one point): its sweep, analysis and figure.
+
+Kozyrev ("How to explain grokking", 2024): before memorization the walk is a drift (distance
+∝ t), after it a diffusion on the zero-loss set (distance ∝ √t). SGLD replicas with independent
+noise start from one memorized checkpoint (per checkpoint), and as many from one
+initialization, measured by :class:`~bench.theory.probe.ReplicaProbe`: the displacement of
+their mean (drift) and their spread (diffusion) against steps, with fitted exponents.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
-from bench.store import Store
+from bench.plots import STYLE
 from bench.theory import fits
+from bench.theory.claims.base import Chains, Claim, ClaimResult, Section, Table, number
 from bench.theory.claims.common import (
-    Chains,
-    ClaimResult,
-    Section,
-    Table,
-    _hp,
-    _num,
-    _within,
     ci,
     fmt,
+    hparams_text,
+    joined_verdict,
     km_median,
-    load,
+    within,
 )
+from bench.theory.figures import COLORS, arm_title, legend, new_figure
 from bench.theory.fits import FitError
-from bench.theory.sweeps import Planned, Preset
+from bench.theory.plan import Planned, job
+from bench.theory.preset import Preset
+from bench.theory.probe import ReplicaProbe
+
+NAME = "drift_diffusion"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """SGLD replicas from memorized checkpoints, and as many from one initialization."""
+
+    hparams: Mapping[str, Any]
+    prior: float
+    replicas: int  # R replicas from each starting point
+    groups: int  # memorized checkpoints, R replicas each
+    budget: int
+    init_budget: int  # the replicas from one initialization (through memorization)
+    init_eval_every: int  # memorization takes a few dozen steps: a finer grid there
+
+
+CPU = Settings(
+    hparams={"step_size": 30.0, "temperature": 1e-7},
+    prior=1e-4,
+    replicas=6,
+    groups=2,
+    budget=1000,
+    init_budget=200,
+    init_eval_every=2,
+)
+PAPER = Settings(
+    hparams={"step_size": 0.2, "temperature": 1e-6},
+    prior=1e-2,
+    replicas=8,
+    groups=3,
+    budget=20_000,
+    init_budget=2_000,
+    init_eval_every=10,
+)
+
+
+def checkpoints(preset: Preset) -> int:
+    return preset.settings(NAME).groups
+
+
+def plan(
+    preset: Preset, task: Any, points: Mapping[int, Any], arm: str, batch_size: int | None
+) -> list[Planned]:
+    """Two jobs per arm: R replicas from each memorized checkpoint, and R from seed 0's
+    initialization (the walk towards memorization), each behind a replica probe."""
+    sweep: Settings = preset.settings(NAME)
+    r = sweep.replicas
+    groups = [points[s] for s in range(sweep.groups)]
+    origins = torch.stack([c.theta for c in groups])
+    probe = ReplicaProbe(task, r, origins, [c.key for c in groups])
+    from_mem = job(
+        preset,
+        f"drift/{arm}",
+        "sgld",
+        sweep.hparams,
+        sweep.prior,
+        [0] * (r * len(groups)),
+        sweep.budget,
+        batch_size,
+        start=[c.key for c in groups for _ in range(r)],
+    )
+    init_probe = ReplicaProbe(task, r, task.init(0, 1), ["init:0"])
+    from_init = job(
+        preset,
+        f"drift0/{arm}",
+        "sgld",
+        sweep.hparams,
+        sweep.prior,
+        [0] * r,
+        sweep.init_budget,
+        batch_size,
+        eval_every=sweep.init_eval_every,
+    )
+    meta = {"replicas": r, "groups": [c.seed for c in groups], "steps": [c.step for c in groups]}
+    return [
+        Planned(NAME, arm, probe, from_mem, {**meta, "start": "memorized"}),
+        Planned(NAME, arm, init_probe, from_init, {"replicas": r, "start": "init"}),
+    ]
 
 
 def replica_moments(gram: np.ndarray, weights: np.ndarray | None = None):
@@ -61,7 +150,7 @@ def _grams(data: Chains, replicas: int) -> tuple[np.ndarray, np.ndarray]:
     for row in curves:
         c = row["chain"]
         for j in range(replicas):
-            out[index[row["step"]], c // replicas, c % replicas, j] = _num(row.get(f"gram_{j}"))
+            out[index[row["step"]], c // replicas, c % replicas, j] = number(row.get(f"gram_{j}"))
     return np.array(steps, dtype=float), out
 
 
@@ -79,7 +168,7 @@ def _pooled(
     return np.sqrt(np.maximum(drift2, 0.0)), np.sqrt(np.maximum(spread2, 0.0))
 
 
-def _exponents(steps, grams, window):
+def exponents(steps, grams, window):
     """Fitted drift and spread exponents over ``window`` (a boolean mask of steps), with a
     two-level percentile bootstrap (groups, then replicas within each)."""
     g, r = grams.shape[1], grams.shape[2]
@@ -104,9 +193,12 @@ def _exponents(steps, grams, window):
     return drift, spread, out
 
 
-def drift_diffusion(store: Store, planned: Sequence[Planned], preset: Preset) -> ClaimResult:
+def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
+    """Per arm and start: the replicas' drift and spread against steps, with fitted
+    exponents and their bootstrap intervals."""
+    sweep: Settings = preset.settings(NAME)
     sections, panels, summary = [], [], {}
-    for data in load(store, planned):
+    for data in runs:
         arm, meta = data.planned.arm, data.planned.meta
         r = meta["replicas"]
         steps, grams = _grams(data, r)
@@ -121,7 +213,7 @@ def drift_diffusion(store: Store, planned: Sequence[Planned], preset: Preset) ->
             end = float(np.median(tm)) if tm else steps[-1]
             window = (steps > 0) & (steps <= end)
             phase = "before memorization (from one θ_0, until the replicas' median t_mem)"
-        drift, spread, fitted = _exponents(steps, grams, window)
+        drift, spread, fitted = exponents(steps, grams, window)
         label = "full batch" if arm == "full" else f"minibatch ({data.result.batch_size})"
         sec = Section(f"{label}, {phase}")
         rows = []
@@ -178,7 +270,7 @@ def drift_diffusion(store: Store, planned: Sequence[Planned], preset: Preset) ->
             f"drift α = {fmt(a.exponent) if a else '–'}, spread α = {fmt(s.exponent) if s else '–'}"
         )
     return ClaimResult(
-        claim="drift_diffusion",
+        claim=NAME,
         title="Drift, then diffusion?",
         prediction=(
             "Kozyrev: before memorization the walk is a drift down the loss (distance from the "
@@ -188,25 +280,25 @@ def drift_diffusion(store: Store, planned: Sequence[Planned], preset: Preset) ->
             "while their mean stays put."
         ),
         setup=[
-            f"SGLD ({_hp(preset.drift_hparams)}, λ = {fmt(preset.drift_prior)}): "
-            f"{preset.drift_replicas} replicas from each of {preset.drift_groups} memorized "
-            f"checkpoint(s) (bench/checkpoints.py) for {preset.drift_budget} steps, and "
-            f"{preset.drift_replicas} replicas from one initialization for "
-            f"{preset.drift_init_budget} steps; evaluated every {preset.eval_every} steps (every "
-            f"{preset.drift_init_eval_every} from the initialization).",
+            f"SGLD ({hparams_text(sweep.hparams)}, λ = {fmt(sweep.prior)}): "
+            f"{sweep.replicas} replicas from each of {sweep.groups} memorized "
+            f"checkpoint(s) (bench/checkpoints.py) for {sweep.budget} steps, and "
+            f"{sweep.replicas} replicas from one initialization for "
+            f"{sweep.init_budget} steps; evaluated every {preset.eval_every} steps (every "
+            f"{sweep.init_eval_every} from the initialization).",
             "Measured at every evaluation: the Gram matrix of the replicas' displacements from "
-            "their start (bench.theory.sweeps.ReplicaProbe), from which the drift (bias-"
+            "their start (bench.theory.probe.ReplicaProbe), from which the drift (bias-"
             "corrected ‖mean displacement‖) and the spread (√trace of the replicas' covariance) "
             "follow, and a bootstrap over replicas is exact.",
         ],
         sections=sections,
-        verdict=" ".join(f"**{s.title}**: {s.verdict}" for s in sections if s.verdict),
+        verdict=joined_verdict(sections),
         panels=panels,
         figure_caption="Drift (mean displacement, bias-corrected) and spread of the replicas "
         "against steps from their start (log–log), each arm; fitted power laws over the shaded "
         "window; grey: slopes 1 and 1/2 for reference.",
         summary=summary,
-        runs=[p.key for p in planned],
+        runs=[r.planned.key for r in runs],
     )
 
 
@@ -216,17 +308,60 @@ def _drift_verdict(fitted, ratio: float, start: str) -> str:
     if d is not None:
         parts.append(
             f"the mean's exponent is {fmt(d.exponent)} ({ci((d.low, d.high))}), which "
-            f"{_within((d.low, d.high), 1.0)} 1"
+            f"{within((d.low, d.high), 1.0)} 1"
         )
     else:
         parts.append("the mean did not move measurably (drift at or below the replicas' noise)")
     if s is not None:
         parts.append(
             f"the spread's is {fmt(s.exponent)} ({ci((s.low, s.high))}), which "
-            f"{_within((s.low, s.high), 0.5)} 1/2"
+            f"{within((s.low, s.high), 0.5)} 1/2"
         )
     moved = "moved further than" if ratio > 3 else "stayed within a few times"
     phase = "Before memorization" if start == "init" else "After memorization"
     return (
         f"{phase}, {'; '.join(parts)}; the mean {moved} the replicas' noise (ratio {fmt(ratio)})."
     )
+
+
+def figure(panels: Sequence[Mapping[str, Any]]):
+    """Drift and spread against steps per arm (log–log), with the fitted power laws."""
+    if not panels:
+        return None
+    arms = list(dict.fromkeys(p["arm"] for p in panels))
+    fig, axes = new_figure(len(arms))
+    for ax, arm in zip(axes, arms, strict=True):
+        with plt.rc_context(STYLE):
+            for p in (q for q in panels if q["arm"] == arm):
+                s, w = p["steps"], p["window"]
+                ls = "-" if p["start"] == "memorized" else ":"
+                for key, color in (("drift", COLORS[3]), ("spread", COLORS[0])):
+                    y = p[key]
+                    ok = (s > 0) & (y > 0)
+                    ax.plot(s[ok], y[ok], color=color, ls=ls, lw=1, label=f"{key} ({p['start']})")
+                    f = p["fitted"][key]
+                    if f is not None and w.any():
+                        xs = s[w]
+                        ax.plot(xs, f(xs), color="k", lw=0.8)
+                if w.any():
+                    ax.axvspan(
+                        s[w].min(), s[w].max(), color="grey" if ls == "-" else "tan", alpha=0.08
+                    )
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            lo, hi = ax.get_xlim()
+            ylo, yhi = ax.get_ylim()
+            xs = np.geomspace(lo, hi, 10)
+            mid = math.sqrt(ylo * yhi)
+            ax.plot(xs, mid * xs / math.sqrt(lo * hi), color="grey", lw=0.6, ls="--")
+            ax.plot(xs, mid * np.sqrt(xs / math.sqrt(lo * hi)), color="grey", lw=0.6, ls="-.")
+            ax.set_ylim(ylo, yhi)
+            ax.set_xlabel("steps from the start")
+            ax.set_ylabel("distance")
+            ax.set_title(arm_title({"arm": arm}))
+            legend(ax)
+    fig.tight_layout()
+    return fig
+
+
+CLAIM = Claim(NAME, {"cpu": CPU, "paper": PAPER}, plan, analyse, figure, checkpoints)
