@@ -9,6 +9,7 @@ import pickle
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ from bench.checkpoints import Criterion
 from bench.jobs import LocalExecutor
 from bench.store import Store
 from bench.theory import claims, runner
-from bench.theory.claims import drift_diffusion, eyring, fraction, tgrok_tmem2, weight_decay
+from bench.theory.claims import Chains, drift_diffusion, eyring, fraction, tgrok_tmem2, weight_decay
 from bench.theory.preset import SHARED
 from bench.theory.probe import ReplicaProbe
 
@@ -159,6 +160,24 @@ class _Point:
     def __init__(self, seed, task):
         self.seed, self.key, self.step = seed, f"ckpt{seed}", 10
         self.theta = task.init(seed, 1)[0]
+
+
+def test_a_fraction_whose_chains_all_diverged_reads_as_a_dash_beside_the_others():
+    def run(frac, diverged):
+        chains = [
+            SimpleNamespace(diverged=diverged, t_grok=t, censored_at=100, generalized=False)
+            for t in (40, 60, 80)
+        ]
+        result = SimpleNamespace(chains=chains, eval_every=5, confirm=20, batch_size=None)
+        task = SimpleNamespace(batch=lambda: (None, [0] * int(49 * frac)))
+        planned = SimpleNamespace(arm="full", meta={"fraction": frac}, task=task, key=str(frac))
+        return Chains(planned, SimpleNamespace(result=result))
+
+    out = fraction.analyse([run(0.5, True), run(0.6, False), run(0.7, False)], TINY)
+    (caption, table) = out.sections[0].tables[0]
+    assert table.rows[0] == ["0.5", "24", "0/0", "–", "–"]
+    assert [row[2] for row in table.rows[1:]] == ["3/3", "3/3"]
+    assert "3 diverged or never memorized, left out" in " ".join(out.sections[0].notes)
 
 
 # -- the replica probe ------------------------------------------------------------------------

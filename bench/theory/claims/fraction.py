@@ -102,7 +102,11 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
                     fmt(f),
                     str(len(data.planned.task.batch()[1])),
                     f"{times.events}/{len(times)}",
-                    fmt(med[0]) if med[0] is not None else f"> {fmt(float(times.lower.max()))}",
+                    fmt(med[0])
+                    if med[0] is not None
+                    else f"> {fmt(float(times.lower.max()))}"
+                    if len(times)
+                    else "–",  # every chain of this fraction diverged
                     f"{fmt(med[1])} – {fmt(med[2])}" if med[0] is not None else "–",
                 ]
             )
