@@ -36,51 +36,10 @@ PYRO = [n for n in PEER_NAMES if n.startswith("pyro.")]
 POSTERIORS = [n for n in PEER_NAMES if n.startswith("posteriors.")]
 LIGHT_TASK = "add_mod31_mlp"  # the light CPU grokking task with the embedding MLP
 
-# Small, stable steps on the ill-conditioned Gaussian for every peer.
-CONTRACT_HPARAMS = {
-    "blackjax.sgld": dict(step_size=1e-3, temperature=1.0),
-    "blackjax.sghmc": dict(step_size=1e-3, friction=0.2, temperature=1.0, num_integration_steps=3),
-    "blackjax.hmc": dict(step_size=0.05, num_leapfrog=5),
-    "blackjax.nuts": dict(step_size=0.05, max_num_doublings=4),
-    "pyro.hmc": dict(step_size=0.05, num_leapfrog=5),
-    "pyro.nuts": dict(step_size=0.05, max_tree_depth=4),
-    "posteriors.sgld": dict(step_size=1e-3, temperature=1.0),
-    "posteriors.sghmc": dict(step_size=1e-3, friction=0.2, temperature=1.0),
-}
-
-
-@pytest.fixture(scope="module")
-def target():
-    return correlated_gaussian(condition=100.0)
-
-
-@pytest.fixture(scope="module")
-def light_task():
-    return tasks.make(LIGHT_TASK)
-
-
-@pytest.fixture
-def one_thread():
-    """Thousands of tiny 2-D steps: torch's second intra-op thread only adds synchronisation
-    (on a shared 2-core machine, a lot of it). The numbers are the same either way."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def make(name, **changes):
-    return samplers.make(name, **{**CONTRACT_HPARAMS[name], **changes})
-
-
-def run(sampler, theta, potential, steps, seed=0, batch=None):
-    state = sampler.init(theta)
-    generator = torch.Generator().manual_seed(seed)
-    infos = []
-    for _ in range(steps):
-        state, info = sampler.step(state, potential, batch, generator)
-        infos.append(info)
-    return state, infos
+    """Peer ``name`` at its toy example (``samplers.peers.EXAMPLES``), with ``changes``."""
+    return samplers.make(name, **{**samplers.example(name).hparams, **changes})
 
 
 def exact_draws(mean, cov, n, seed):
@@ -169,74 +128,6 @@ def test_peer_hyperparameters_are_validated_like_ours():
 # -- the contract, for every peer ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", PEER_NAMES)
-def test_contract_shapes_and_finite(name, target):
-    theta = target.init(0, 3)
-    state, infos = run(make(name), theta, target.potential(), steps=4)
-    assert state.theta.shape == theta.shape and state.theta.dtype == theta.dtype
-    assert torch.isfinite(state.theta).all()
-    for info in infos:
-        assert info.accept_prob.shape == (3,) and info.diverged.shape == (3,)
-        assert info.potential.shape == (3,) and torch.isfinite(info.potential).all()
-        assert info.diverged.dtype == torch.bool and not info.diverged.any()
-        assert ((info.accept_prob >= 0) & (info.accept_prob <= 1)).all()
-        assert info.grad_evals >= 1
-    # Info.potential is U where the step started: the first one is U(theta0)
-    torch.testing.assert_close(infos[0].potential, target.potential()(theta), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("name", PEER_NAMES)
-def test_same_seed_same_trajectory_different_seed_different(name, target):
-    theta = target.init(1, 3)
-    a, _ = run(make(name), theta, target.potential(), steps=4, seed=11)
-    b, _ = run(make(name), theta, target.potential(), steps=4, seed=11)
-    c, _ = run(make(name), theta, target.potential(), steps=4, seed=12)
-    assert torch.equal(a.theta, b.theta)
-    assert not torch.equal(a.theta, c.theta)
-
-
-@pytest.mark.parametrize("name", PEER_NAMES)
-def test_step_never_mutates_its_input(name, target):
-    # through a short warm-up (not BlackJAX's NUTS, whose adaptation takes long to compile)
-    adapts = "adapt_steps" in samplers.lookup(name).params and name != "blackjax.nuts"
-    sampler = make(name, **({"adapt_steps": 2} if adapts else {}))
-    theta = target.init(2, 3)
-    theta_before = theta.clone()
-    state = sampler.init(theta)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(4):
-        snapshot = {k: v.clone() for k, v in vars(state).items() if isinstance(v, torch.Tensor)}
-        new, _ = sampler.step(state, target.potential(), None, generator)
-        for key, value in snapshot.items():
-            assert torch.equal(getattr(state, key), value), key
-        assert new is not state
-        again, _ = sampler.step(state, target.potential(), None, torch.Generator().manual_seed(5))
-        replay, _ = sampler.step(state, target.potential(), None, torch.Generator().manual_seed(5))
-        assert torch.equal(again.theta, replay.theta)  # the old state still steps the same way
-        state = new
-    assert torch.equal(theta, theta_before)
-
-
-@pytest.mark.parametrize("name", PEER_NAMES)
-def test_per_chain_hyperparameters_match_scalar_runs(name, target):
-    values = [CONTRACT_HPARAMS[name]["step_size"] * f for f in (1.0, 0.5, 0.25)]
-    theta = target.init(3, 3)
-    vector = make(name, step_size=torch.tensor(values))
-    together, _ = run(vector, theta, target.potential(), steps=3, seed=4)
-    for c, value in enumerate(values):
-        alone, _ = run(make(name, step_size=value), theta, target.potential(), steps=3, seed=4)
-        torch.testing.assert_close(together.theta[c], alone.theta[c])
-
-
-@pytest.mark.parametrize("name", PEER_NAMES)
-def test_theta_must_be_two_dimensional(name, target):
-    sampler = make(name)
-    state = sampler.init(target.init(0, 2))
-    bad = type(state)(**{**vars(state), "theta": state.theta[0]})
-    with pytest.raises(ValueError, match="2-D"):
-        sampler.step(bad, target.potential(), None, torch.Generator())
-
-
 @pytest.mark.parametrize("name", BLACKJAX)
 def test_blackjax_refuses_a_potential_without_a_jax_port(name, target):
     sampler = make(name)
@@ -270,23 +161,25 @@ class NaNAtRow:
 
 
 @pytest.mark.parametrize("name", PYRO)
-def test_pyro_contains_a_non_finite_chain_and_leaves_the_global_rng_alone(name, target):
+def test_pyro_contains_a_non_finite_chain_and_leaves_the_global_rng_alone(
+    name, target, run_sampler
+):
     """Chain 0 starts where U is NaN: it is flagged and stands still; chain 1 moves on exactly as
     in a clean run; torch's global generator, which Pyro draws from, is left as it was."""
     base = target.potential()
     theta = target.init(4, 2)
     rng_before = torch.get_rng_state()
-    state, infos = run(make(name), theta, NaNAtRow(base, theta[0]), steps=3)
+    state, infos = run_sampler(make(name), theta, NaNAtRow(base, theta[0]), steps=3)
     assert torch.equal(torch.get_rng_state(), rng_before)
     assert all(bool(info.diverged[0]) and not bool(info.diverged[1]) for info in infos)
     assert torch.equal(state.theta[0], theta[0])
     assert not torch.equal(state.theta[1], theta[1]) and torch.isfinite(state.theta).all()
-    clean, _ = run(make(name), theta, base, steps=3)
+    clean, _ = run_sampler(make(name), theta, base, steps=3)
     torch.testing.assert_close(state.theta[1], clean.theta[1])
 
 
 @pytest.mark.parametrize("name", ["blackjax.sgld", "blackjax.hmc"])
-def test_blackjax_contains_a_non_finite_chain(name, light_task):
+def test_blackjax_contains_a_non_finite_chain(name, light_task, run_sampler):
     """Chain 0's prior precision is so large (1e38) that its U overflows to inf in float32 (a
     NaN precision is refused by the task): it is flagged and stands still while chain 1 moves
     exactly as it does in a clean run."""
@@ -296,8 +189,8 @@ def test_blackjax_contains_a_non_finite_chain(name, light_task):
         hparams = dict(step_size=1e-3, num_leapfrog=3, temperature=1e-2)
     poisoned = light_task.potential(prior_precision=torch.tensor([1e38, 0.1]))
     clean = light_task.potential(prior_precision=torch.tensor([0.1, 0.1]))
-    state, infos = run(samplers.make(name, **hparams), theta, poisoned, steps=3)
-    reference, _ = run(samplers.make(name, **hparams), theta, clean, steps=3)
+    state, infos = run_sampler(samplers.make(name, **hparams), theta, poisoned, steps=3)
+    reference, _ = run_sampler(samplers.make(name, **hparams), theta, clean, steps=3)
     assert all(bool(i.diverged[0]) and not bool(i.diverged[1]) for i in infos)
     assert torch.equal(state.theta[0], theta[0])
     assert not torch.equal(state.theta[1], theta[1])
@@ -349,13 +242,15 @@ def test_jax_port_gives_the_same_full_batch_gradient(task_name, overrides):
     assert torch.equal(torch.from_dlpack(y).long(), task.train[1])
 
 
-def test_blackjax_sgld_at_zero_temperature_is_our_sgld_on_the_light_task(light_task):
+def test_blackjax_sgld_at_zero_temperature_is_our_sgld_on_the_light_task(light_task, run_sampler):
     """tau = 0 removes the noise: the drift mapping (log p = -U, eps = h) alone must reproduce
     our trajectory on the grokking task, to float32 rounding."""
     theta = light_task.init(0, 2)
     potential = light_task.potential(prior_precision=1e-3)
-    ours, _ = run(samplers.make("sgld", step_size=0.5, temperature=0.0), theta, potential, 20)
-    peer, infos = run(
+    ours, _ = run_sampler(
+        samplers.make("sgld", step_size=0.5, temperature=0.0), theta, potential, 20
+    )
+    peer, infos = run_sampler(
         samplers.make("blackjax.sgld", step_size=0.5, temperature=0.0), theta, potential, 20
     )
     torch.testing.assert_close(peer.theta, ours.theta, rtol=1e-4, atol=1e-5)
@@ -375,14 +270,14 @@ def sgld_stationary_cov(precision, h, tau):
 
 
 @pytest.mark.parametrize("tau", [1.0, 0.1])
-def test_sgld_ours_and_blackjax_share_the_stationary_law(tau, target, one_thread):
+def test_sgld_ours_and_blackjax_share_the_stationary_law(tau, target, one_thread, run_sampler):
     h = 2e-3
     mean, cov = (m.numpy() for m in target.moments(tau))
     exact = sgld_stationary_cov(target.precision.numpy(), h, tau)
     theta = exact_draws(mean, exact, CHAINS, seed=1)
     covs = {}
     for name in ("sgld", "blackjax.sgld"):
-        state, _ = run(
+        state, _ = run_sampler(
             samplers.make(name, step_size=h, temperature=tau), theta, target.potential(), 1000, 7
         )
         covs[name], se = check_moments(state.theta, mean, exact, what=name)
@@ -427,7 +322,7 @@ def blackjax_sghmc_stationary_cov(precision, h, alpha, tau, k):
 
 
 @pytest.mark.parametrize("tau", [1.0, 0.1])
-def test_blackjax_sghmc_does_not_temper_while_ours_does(tau, one_thread):
+def test_blackjax_sghmc_does_not_temper_while_ours_does(tau, one_thread, run_sampler):
     """On a Gaussian both chains go exactly where the analysis says. At tau = 1 both sample
     Sigma (up to their O(h) biases); at tau = 0.1 ours samples tau·Sigma while BlackJAX's,
     whose momentum is redrawn at temperature 1 every call, sits at the predicted law, tens of
@@ -439,7 +334,7 @@ def test_blackjax_sghmc_does_not_temper_while_ours_does(tau, one_thread):
 
     ours_law = sghmc_stationary_cov(a, h, alpha, tau)
     theta = exact_draws(mean, ours_law, CHAINS, seed=2)
-    ours, _ = run(
+    ours, _ = run_sampler(
         samplers.make("sghmc", step_size=h, friction=alpha, temperature=tau),
         theta,
         target.potential(),
@@ -450,7 +345,7 @@ def test_blackjax_sghmc_does_not_temper_while_ours_does(tau, one_thread):
     check_moments(ours.theta, mean, cov, bias=np.abs(ours_law - cov), what="ours vs tau·Sigma")
 
     peer_law = blackjax_sghmc_stationary_cov(a, h, alpha, tau, k)
-    peer, infos = run(
+    peer, infos = run_sampler(
         samplers.make(
             "blackjax.sghmc", step_size=h, friction=alpha, temperature=tau, num_integration_steps=k
         ),
@@ -468,19 +363,19 @@ def test_blackjax_sghmc_does_not_temper_while_ours_does(tau, one_thread):
         assert np.all(np.diag(sample_cov - cov) > 10 * np.diag(se)), "and so it does"
 
 
-def test_blackjax_sghmc_ordering_is_unstable_where_ours_is_not(target, one_thread):
+def test_blackjax_sghmc_ordering_is_unstable_where_ours_is_not(target, one_thread, run_sampler):
     """alpha < h·lambda_max: the explicit ordering (move with the old momentum) blows up on the
     ill-conditioned Gaussian; ours, momentum first, samples it."""
     h, alpha = 1e-2, 0.1  # lambda_max = 100, so h·lambda_max = 1 > alpha
     theta = target.init(0, 20)
-    peer, infos = run(
+    peer, infos = run_sampler(
         samplers.make("blackjax.sghmc", step_size=h, friction=alpha, temperature=1.0),
         theta,
         target.potential(),
         steps=100,
     )
     assert any(bool(i.diverged.all()) for i in infos)
-    ours, infos = run(
+    ours, infos = run_sampler(
         samplers.make("sghmc", step_size=h, friction=alpha, temperature=1.0),
         theta,
         target.potential(),
@@ -491,7 +386,7 @@ def test_blackjax_sghmc_ordering_is_unstable_where_ours_is_not(target, one_threa
 
 
 @pytest.mark.parametrize("tau", [1.0, 0.1])
-def test_hmc_ours_and_peers_keep_tau_sigma(tau, target, one_thread):
+def test_hmc_ours_and_peers_keep_tau_sigma(tau, target, one_thread, run_sampler):
     """Metropolis-corrected samplers are exact: started in N(mu, tau·Sigma), every one of them
     stays there (BlackJAX's HMC and NUTS with many chains, Pyro's with fewer: one kernel per
     chain in Python)."""
@@ -506,7 +401,9 @@ def test_hmc_ours_and_peers_keep_tau_sigma(tau, target, one_thread):
     }
     for name, (hparams, chains, steps) in runs.items():
         theta = exact_draws(mean, cov, chains, seed=3)
-        state, infos = run(samplers.make(name, **hparams), theta, target.potential(), steps, 9)
+        state, infos = run_sampler(
+            samplers.make(name, **hparams), theta, target.potential(), steps, 9
+        )
         check_moments(state.theta, mean, cov, what=name)
         accept = float(torch.stack([i.accept_prob for i in infos]).mean())
         assert 0.3 < accept <= 1.0, (name, accept)
@@ -558,7 +455,7 @@ def test_blackjax_window_adaptation_driven_stepwise_equals_its_run():
 
 
 @pytest.mark.parametrize("name", ["blackjax.hmc", "pyro.hmc"])
-def test_window_adaptation_rescues_a_step_far_too_large(name, one_thread):
+def test_window_adaptation_rescues_a_step_far_too_large(name, one_thread, run_sampler):
     """With a leapfrog step of 3 on a standard Gaussian (unstable: > 2) almost nothing is
     accepted; after the library's warm-up the acceptance sits near its target 0.8."""
     target = standard_gaussian(2)
@@ -567,7 +464,7 @@ def test_window_adaptation_rescues_a_step_far_too_large(name, one_thread):
     rates = []
     for adapt_steps in (0, adapt):
         sampler = samplers.make(name, step_size=3.0, num_leapfrog=5, adapt_steps=adapt_steps)
-        _, infos = run(sampler, theta, target.potential(), adapt + after)
+        _, infos = run_sampler(sampler, theta, target.potential(), adapt + after)
         rates.append(float(torch.stack([i.accept_prob for i in infos[adapt:]]).mean()))
     assert rates[0] < 0.1 and 0.6 < rates[1] <= 1.0, rates
 
@@ -577,22 +474,18 @@ def test_window_adaptation_rescues_a_step_far_too_large(name, one_thread):
 
 def test_peers_run_through_the_runner(light_task):
     from bench.run import run as bench_run
+    from bench.spec import RunSpec
 
-    result = bench_run(
-        light_task,
-        "blackjax.sgld",
-        dict(step_size=[0.5, 0.25], temperature=1e-6),
-        seeds=2,
-        budget=4,
-        eval_every=2,
-        device="cpu",
-        progress=False,
-    )
-    assert result.sampler == "blackjax.sgld" and result.steps_run == 4
+    hparams = dict(step_size=[0.5, 0.25], temperature=1e-6)
+    spec = RunSpec("blackjax.sgld", hparams, seeds=2, budget=4, eval_every=2)
+    result = bench_run(light_task, spec, device="cpu", progress=False)
+    assert result.spec.sampler == "blackjax.sgld" and result.steps_run == 4
     assert [c.hparams["step_size"] for c in result.chains] == [0.5, 0.25]
     assert all(not c.diverged for c in result.chains)
     gaussian = tasks.make("gaussian_iso")
-    result = bench_run(gaussian, "pyro.nuts", {}, seeds=2, budget=3, device="cpu", progress=False)
+    result = bench_run(
+        gaussian, RunSpec("pyro.nuts", seeds=2, budget=3), device="cpu", progress=False
+    )
     assert result.steps_run == 3 and result.grad_evals_per_step >= 1
 
 
@@ -624,7 +517,7 @@ def test_speed_times_every_implementation_side_by_side():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["blackjax.nuts", "pyro.nuts", "pyro.hmc"])
-def test_peers_converge_to_tau_sigma_from_far_away(name, target, one_thread):
+def test_peers_converge_to_tau_sigma_from_far_away(name, target, one_thread, run_sampler):
     tau = 0.1
     mean, cov = (m.numpy() for m in target.moments(tau))
     chains = 1000 if name.startswith("blackjax") else 100
@@ -632,5 +525,5 @@ def test_peers_converge_to_tau_sigma_from_far_away(name, target, one_thread):
     if name == "pyro.hmc":
         hparams["num_leapfrog"] = 10
     theta = torch.full((chains, 2), 3.0)
-    state, _ = run(samplers.make(name, **hparams), theta, target.potential(), 250, seed=1)
+    state, _ = run_sampler(samplers.make(name, **hparams), theta, target.potential(), 250, seed=1)
     check_moments(state.theta, mean, cov, what=name)

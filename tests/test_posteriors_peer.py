@@ -46,19 +46,6 @@ SGHMC_SETTINGS = {"gaussian_corr": (1e-2, 0.5, 1000), "gaussian_illcond": (6e-3,
 SEEDS = {1.0: 0, 0.1: 1}
 
 
-@pytest.fixture(scope="module")
-def light_task():
-    return tasks.make(LIGHT_TASK)
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def run(sampler, theta, potential, steps, seed=0, state=None):
     state = sampler.init(theta) if state is None else state
     generator = torch.Generator().manual_seed(seed)

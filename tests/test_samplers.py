@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 
 import numpy as np
 import pytest
@@ -28,125 +27,23 @@ import samplers
 from samplers import HyperparameterError, PotentialError, UnknownSamplerError
 from samplers.peers import FIXED_GRAD_EVALS, PeerUnavailableError
 from samplers.riemannian_langevin import FREEZE_AFTER
-from tasks.toy import correlated_gaussian, standard_gaussian
+from tasks.toy import standard_gaussian
 
 Z = 4.5
-OPTIMIZERS = {"sgd", "adamw"}
-# ours only: the peers (blackjax.*, pyro.*) have their contract in tests/test_peers.py
+# The contract of every registered sampler (ours and the peers) is tests/test_contract.py.
 OURS = [n for n in samplers.names() if not getattr(samplers.lookup(n), "peer", None)]
-
-# Hyperparameters at which every sampler takes a small, stable step on the toy Gaussian.
-CONTRACT_HPARAMS = {
-    "sgd": dict(step_size=1e-2, momentum=0.9),
-    "adamw": dict(step_size=1e-2, weight_decay=0.1),
-    "sgld": dict(step_size=1e-3, temperature=1.0),
-    "sghmc": dict(step_size=1e-3, friction=0.1, temperature=1.0),
-    "hmc": dict(step_size=0.05, num_leapfrog=5, temperature=1.0),
-    "riemannian_langevin": dict(step_size=1e-3, temperature=1.0, freeze_after=2),
-}
-
-
-@pytest.fixture(scope="module")
-def target():
-    return correlated_gaussian(condition=100.0)
 
 
 def make(name):
-    return samplers.make(name, **CONTRACT_HPARAMS[name])
-
-
-def run(sampler, theta, potential, steps, seed=0, batch=None):
-    state = sampler.init(theta)
-    generator = torch.Generator().manual_seed(seed)
-    infos = []
-    for _ in range(steps):
-        state, info = sampler.step(state, potential, batch, generator)
-        infos.append(info)
-    return state, infos
-
-
-def tensors_of(state):
-    return {k: v for k, v in vars(state).items() if isinstance(v, torch.Tensor)}
+    """Sampler ``name`` at its toy example (declared on its class)."""
+    return samplers.make(name, **samplers.example(name).hparams)
 
 
 # -- the contract, for every registered sampler --------------------------------------------------
 
 
-def test_registry_lists_every_algorithm():
-    assert set(OURS) == set(CONTRACT_HPARAMS)  # a new sampler must bring its contract settings
-    assert samplers.names("s*") == ["sgd", "sghmc", "sgld"]
-
-
 @pytest.mark.parametrize("name", OURS)
-def test_contract_shapes_and_finite(name, target):
-    theta = target.init(0, 5)
-    state, infos = run(make(name), theta, target.potential(), steps=4)
-    assert state.theta.shape == theta.shape and state.theta.dtype == theta.dtype
-    assert torch.isfinite(state.theta).all()
-    for info in infos:
-        assert info.accept_prob.shape == (5,) and info.diverged.shape == (5,)
-        assert info.potential.shape == (5,)
-        assert info.diverged.dtype == torch.bool and not info.diverged.any()
-        assert ((info.accept_prob >= 0) & (info.accept_prob <= 1)).all()
-        assert info.grad_evals >= 1
-
-
-@pytest.mark.parametrize("name", OURS)
-def test_same_seed_gives_bitwise_identical_trajectory(name, target):
-    theta = target.init(1, 6)
-    a, _ = run(make(name), theta, target.potential(), steps=6, seed=11)
-    b, _ = run(make(name), theta, target.potential(), steps=6, seed=11)
-    for key, value in tensors_of(a).items():
-        assert torch.equal(value, getattr(b, key)), key
-
-
-@pytest.mark.parametrize("name", [n for n in OURS if n not in OPTIMIZERS])
-def test_different_seeds_differ(name, target):
-    theta = target.init(1, 3)
-    a, _ = run(make(name), theta, target.potential(), steps=3, seed=1)
-    b, _ = run(make(name), theta, target.potential(), steps=3, seed=2)
-    assert not torch.equal(a.theta, b.theta)
-
-
-@pytest.mark.parametrize("name", OURS)
-def test_step_never_mutates_its_input(name, target):
-    sampler = make(name)
-    theta = target.init(2, 4)
-    theta_before = theta.clone()
-    state = sampler.init(theta)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(3):  # past warm-ups that freeze or adapt
-        snapshot = {k: v.clone() for k, v in tensors_of(state).items()}
-        new, _ = sampler.step(state, target.potential(), None, generator)
-        for key, value in snapshot.items():
-            assert torch.equal(getattr(state, key), value), key
-        assert new is not state
-        state = new
-    assert torch.equal(theta, theta_before)
-
-
-@pytest.mark.parametrize("name", OURS)
-def test_per_chain_hyperparameters_match_scalar_runs(name, target):
-    """A (C,) step size gives chain c exactly what a scalar run with that value gives it."""
-    hparams = CONTRACT_HPARAMS[name]
-    values = [hparams["step_size"], 0.5 * hparams["step_size"]]
-    theta = target.init(3, 2, dtype=torch.float64)
-    per_chain = torch.tensor(values, dtype=torch.float64)
-    vector = samplers.make(name, **{**hparams, "step_size": per_chain})
-    together, _ = run(vector, theta, target.potential(), steps=5, seed=4)
-    for c, value in enumerate(values):
-        alone, _ = run(
-            samplers.make(name, **{**hparams, "step_size": value}),
-            theta,
-            target.potential(),
-            steps=5,
-            seed=4,
-        )
-        torch.testing.assert_close(together.theta[c], alone.theta[c], rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("name", OURS)
-def test_non_finite_energy_is_flagged_and_contained(name, target):
+def test_non_finite_energy_is_flagged_and_contained(name, target, run_sampler):
     """Chain 0's potential and gradient are NaN: it is marked diverged and stands still; chain 1
     moves on exactly as it would alone."""
     base = target.potential()
@@ -158,8 +55,8 @@ def test_non_finite_energy_is_flagged_and_contained(name, target):
         return base(theta, batch) + theta[:, 0] * mask
 
     theta = target.init(4, 2)
-    state, infos = run(make(name), theta, poisoned, steps=3)
-    clean, _ = run(make(name), theta, base, steps=3)
+    state, infos = run_sampler(make(name), theta, poisoned, steps=3)
+    clean, _ = run_sampler(make(name), theta, base, steps=3)
     assert all(bool(info.diverged[0]) for info in infos)
     assert not any(bool(info.diverged[1]) for info in infos)
     assert torch.equal(state.theta[0], theta[0])
@@ -170,29 +67,6 @@ def test_non_finite_energy_is_flagged_and_contained(name, target):
 
 
 # -- the cost of a step, declared in advance ---------------------------------------------------
-
-# peers whose gradient evaluations per step vary (cached gradients, inner steps, tree sizes)
-VARYING_COST = {"blackjax.sghmc", "blackjax.hmc", "blackjax.nuts", "pyro.hmc", "pyro.nuts"}
-
-
-@pytest.mark.parametrize("name", samplers.names())
-def test_every_registered_sampler_declares_its_cost_per_step(name, target):
-    """``lookup(name).grad_evals_per_step(hparams)`` is what a step spends in the long run (on
-    one potential and batch); the peers with a varying cost say why they cannot declare one."""
-    entry = samplers.lookup(name)
-    if name in VARYING_COST or (name not in OURS and name not in FIXED_GRAD_EVALS):
-        with pytest.raises(ValueError, match=rf"^{re.escape(name)} spends a varying number"):
-            entry.grad_evals_per_step({})
-        return
-    if name not in OURS:  # a peer: running it would import its library (see the next test)
-        assert entry.grad_evals_per_step({}) == FIXED_GRAD_EVALS[name] == 1
-        return
-    hparams = CONTRACT_HPARAMS[name]
-    declared = entry.grad_evals_per_step(hparams)
-    _, infos = run(make(name), target.init(0, 2), target.potential(), steps=4)
-    assert [info.grad_evals for info in infos[1:]] == [declared] * 3
-    if "num_leapfrog" not in entry.params:
-        assert declared == 1 and entry.grad_evals_per_step({"step_size": 0.5}) == 1
 
 
 @pytest.mark.slow  # imports jax, blackjax, pyro: seconds each
@@ -256,15 +130,6 @@ def test_bad_hyperparameters_say_which_and_why(name, hparams, message):
 
 
 @pytest.mark.parametrize("name", OURS)
-def test_theta_must_be_two_dimensional(name, target):
-    sampler = make(name)
-    state = sampler.init(target.init(0, 2))
-    bad = type(state)(**{**vars(state), "theta": state.theta[0]})
-    with pytest.raises(ValueError, match="2-D"):
-        sampler.step(bad, target.potential(), None, torch.Generator())
-
-
-@pytest.mark.parametrize("name", OURS)
 def test_potential_of_wrong_shape_is_refused(name, target):
     sampler = make(name)
     state = sampler.init(target.init(0, 3))
@@ -282,16 +147,16 @@ def test_per_chain_hyperparameter_of_wrong_length(target):
 # -- reductions between samplers -------------------------------------------------------------
 
 
-def test_sgld_at_zero_temperature_is_sgd_bit_for_bit(target):
+def test_sgld_at_zero_temperature_is_sgd_bit_for_bit(target, run_sampler):
     theta = target.init(5, 4)
-    sgld, _ = run(
+    sgld, _ = run_sampler(
         samplers.make("sgld", step_size=3e-3, temperature=0.0),
         theta,
         target.potential(),
         steps=50,
         seed=1,
     )
-    sgd, _ = run(
+    sgd, _ = run_sampler(
         samplers.make("sgd", step_size=3e-3, momentum=0.0),
         theta,
         target.potential(),
@@ -301,16 +166,16 @@ def test_sgld_at_zero_temperature_is_sgd_bit_for_bit(target):
     assert torch.equal(sgld.theta, sgd.theta)
 
 
-def test_sghmc_at_zero_temperature_is_sgd_with_momentum(target):
+def test_sghmc_at_zero_temperature_is_sgd_with_momentum(target, run_sampler):
     theta = target.init(6, 4, dtype=torch.float64)
-    sghmc, _ = run(
+    sghmc, _ = run_sampler(
         samplers.make("sghmc", step_size=3e-3, friction=0.2, temperature=0.0),
         theta,
         target.potential(),
         steps=100,
         seed=1,
     )
-    sgd, _ = run(
+    sgd, _ = run_sampler(
         samplers.make("sgd", step_size=3e-3, momentum=0.8),
         theta,
         target.potential(),
@@ -321,10 +186,10 @@ def test_sghmc_at_zero_temperature_is_sgd_with_momentum(target):
     torch.testing.assert_close(sghmc.velocity, -3e-3 * sgd.velocity, rtol=1e-10, atol=1e-14)
 
 
-def test_adamw_matches_torch_optim_adamw(target):
+def test_adamw_matches_torch_optim_adamw(target, run_sampler):
     theta = target.init(7, 3, dtype=torch.float64)
     hparams = dict(step_size=5e-2, weight_decay=0.3, betas=(0.9, 0.98), eps=1e-8)
-    ours, _ = run(samplers.make("adamw", **hparams), theta, target.potential(), steps=40)
+    ours, _ = run_sampler(samplers.make("adamw", **hparams), theta, target.potential(), steps=40)
 
     leaf = theta.clone().requires_grad_(True)
     opt = torch.optim.AdamW([leaf], lr=5e-2, weight_decay=0.3, betas=(0.9, 0.98), eps=1e-8)
@@ -335,14 +200,14 @@ def test_adamw_matches_torch_optim_adamw(target):
     torch.testing.assert_close(ours.theta, leaf.detach(), rtol=1e-12, atol=1e-12)
 
 
-def test_adamw_grokfast_filter_amplifies_the_slow_gradient(target):
+def test_adamw_grokfast_filter_amplifies_the_slow_gradient(target, run_sampler):
     """With a constant gradient the EMA converges to it, so the effective gradient is (1+λ)g."""
     theta = target.init(8, 2, dtype=torch.float64)
     constant = lambda th, batch: (th * torch.tensor([1.0, -2.0], dtype=th.dtype)).sum(1)  # noqa: E731
     plain = samplers.make("adamw", weight_decay=0.0, grokfast_lamb=0.0)
     fast = samplers.make("adamw", weight_decay=0.0, grokfast_lamb=2.0, grokfast_alpha=0.5)
-    a, _ = run(plain, theta, constant, steps=1)
-    b, _ = run(fast, theta, constant, steps=1)
+    a, _ = run_sampler(plain, theta, constant, steps=1)
+    b, _ = run_sampler(fast, theta, constant, steps=1)
     # Adam normalises a constant gradient away at step 1, so the first steps agree ...
     torch.testing.assert_close(a.theta, b.theta)
     # ... while the filter state holds (1 - a)·g, as the EMA of Lee et al. prescribes.
@@ -358,9 +223,9 @@ def test_adamw_grokfast_filter_amplifies_the_slow_gradient(target):
         ("adamw", dict(step_size=1e-2, weight_decay=0.0), 3000),
     ],
 )
-def test_optimizers_reach_the_mode_of_a_quadratic(name, hparams, steps, target):
+def test_optimizers_reach_the_mode_of_a_quadratic(name, hparams, steps, target, run_sampler):
     theta = target.init(9, 4, dtype=torch.float64)
-    state, _ = run(samplers.make(name, **hparams), theta, target.potential(), steps=steps)
+    state, _ = run_sampler(samplers.make(name, **hparams), theta, target.potential(), steps=steps)
     tol = 1e-6 if name == "sgd" else 2e-2  # Adam hovers within ~lr of the mode
     torch.testing.assert_close(state.theta, target.mean.expand_as(theta), rtol=0, atol=tol)
 
@@ -368,11 +233,11 @@ def test_optimizers_reach_the_mode_of_a_quadratic(name, hparams, steps, target):
 # -- HMC specifics ------------------------------------------------------------------------------
 
 
-def test_hmc_counts_leapfrog_gradients_and_caches_the_last(target):
+def test_hmc_counts_leapfrog_gradients_and_caches_the_last(target, run_sampler):
     """L + 1 gradients on the first step (init has no potential), then L: the gradient at the
     end of a transition starts the next one, through adaptation and rejections alike."""
     for adapt_steps in (0, 3):
-        _, infos = run(
+        _, infos = run_sampler(
             samplers.make("hmc", num_leapfrog=7, step_size=0.15, adapt_steps=adapt_steps),
             target.init(0, 8),
             target.potential(),
@@ -447,8 +312,8 @@ def test_hmc_recomputes_when_the_potential_or_batch_changes(target):
     assert info.grad_evals == 4
 
 
-def test_hmc_accepts_almost_surely_with_a_tiny_step(target):
-    _, infos = run(
+def test_hmc_accepts_almost_surely_with_a_tiny_step(target, run_sampler):
+    _, infos = run_sampler(
         samplers.make("hmc", num_leapfrog=5, step_size=1e-4),
         target.init(0, 50, dtype=torch.float64),
         target.potential(),
@@ -466,7 +331,7 @@ class OffsetQuadratic:
         return 0.03 + 0.5 * (theta * theta).sum(dim=1)
 
 
-def test_hmc_metropolis_test_uses_float64_energies():
+def test_hmc_metropolis_test_uses_float64_energies(run_sampler):
     """At tau = 1e-10 a float32 U ≈ 0.03 is resolved to 1.9e-9 (19 nats) and H = U/tau ≈ 3e8 to
     32 nats, so float32 energies give acceptance probabilities in {1, e^-32} and reject a quarter
     of these proposals outright. Their true energy error is small (eps·sqrt(1/tau) = 0.2): in
@@ -476,16 +341,18 @@ def test_hmc_metropolis_test_uses_float64_energies():
     hparams = dict(step_size=2e-6, num_leapfrog=5, temperature=tau)
     means = []
     for dtype in (torch.float32, torch.float64):
-        _, infos = run(samplers.make("hmc", **hparams), draws.to(dtype), potential, steps=20)
+        _, infos = run_sampler(
+            samplers.make("hmc", **hparams), draws.to(dtype), potential, steps=20
+        )
         accept = torch.stack([info.accept_prob for info in infos]).double()
         assert accept.min() > 0.5, float(accept.min())  # float32 energies: 1.3e-14 (= e^-32)
         means.append(float(accept.mean()))
     assert means[0] > 0.9 and abs(means[0] - means[1]) < 0.02, means  # float32 energies: 0.74
 
 
-def test_hmc_rejects_a_huge_step_and_stays_put(target):
+def test_hmc_rejects_a_huge_step_and_stays_put(target, run_sampler):
     theta = target.init(0, 20, dtype=torch.float64)
-    state, infos = run(
+    state, infos = run_sampler(
         samplers.make("hmc", num_leapfrog=5, step_size=50.0), theta, target.potential(), steps=3
     )
     assert torch.equal(state.theta, theta)
@@ -493,7 +360,7 @@ def test_hmc_rejects_a_huge_step_and_stays_put(target):
     assert all(i.diverged.all() for i in infos)  # ΔH is astronomically > 1000
 
 
-def test_hmc_dual_averaging_reaches_the_target_acceptance():
+def test_hmc_dual_averaging_reaches_the_target_acceptance(run_sampler):
     """Dual averaging (Hoffman & Gelman 2014, Alg. 5) drives each chain's acceptance during
     warm-up to the target; on a Gaussian whose acceptance varies smoothly with the step, the
     frozen step keeps it there. It is per chain: half the chains run at tau = 0.01, where the
@@ -504,7 +371,7 @@ def test_hmc_dual_averaging_reaches_the_target_acceptance():
         "hmc", step_size=1.0, num_leapfrog=8, temperature=tau, adapt_steps=300, target_accept=0.7
     )
     theta = target.init(0, 200, dtype=torch.float64) * tau.sqrt().unsqueeze(1)
-    state, infos = run(sampler, theta, target.potential(), steps=500)
+    state, infos = run_sampler(sampler, theta, target.potential(), steps=500)
     assert [i.grad_evals for i in infos[:3]] == [9, 8, 8]  # the same count during warm-up
     accept = torch.stack([i.accept_prob for i in infos])  # (steps, chains)
     for group in (slice(0, 100), slice(100, 200)):
@@ -523,17 +390,17 @@ def test_hmc_dual_averaging_reaches_the_target_acceptance():
 # -- Riemannian Langevin specifics --------------------------------------------------------------
 
 
-def test_riemannian_langevin_started_at_the_mode_stays_finite(target):
+def test_riemannian_langevin_started_at_the_mode_stays_finite(target, run_sampler):
     """At the mode ∇U = 0 exactly: the metric has no scale to learn from yet, so the first step
     must be an ordinary SGLD step (P = 1), not a jump of sqrt(2·h·tau/eps)."""
     theta = target.mean.expand(100, 2).to(torch.float32).clone()
     sampler = samplers.make("riemannian_langevin", step_size=1e-3, temperature=1.0)
-    state, infos = run(sampler, theta, target.potential(), steps=1)
+    state, infos = run_sampler(sampler, theta, target.potential(), steps=1)
     assert torch.isfinite(state.theta).all() and not infos[0].diverged.any()
     assert not state.started.any()  # no gradient seen yet: the metric is still the identity
     # the first move has the scale sqrt(2·h·tau) of SGLD: 6 sd covers all 200 coordinates
     assert float((state.theta - theta).abs().max()) < 6 * math.sqrt(2e-3)
-    state, infos = run(sampler, theta, target.potential(), steps=2000)
+    state, infos = run_sampler(sampler, theta, target.potential(), steps=2000)
     assert torch.isfinite(state.theta).all() and state.started.all()
     assert not torch.stack([i.diverged for i in infos]).any()
     spread = (state.theta.double() - target.mean).norm(dim=1).median()
@@ -551,14 +418,14 @@ class Linear:
 
 
 @pytest.mark.parametrize("eps", [1e-4, 1e-12])
-def test_riemannian_langevin_metric_has_the_gradient_scale_from_the_first_step(eps):
+def test_riemannian_langevin_metric_has_the_gradient_scale_from_the_first_step(eps, run_sampler):
     """Gradients of 1e-7 (a memorised network): P = 1/(eps + sqrt(V)) is at their scale at the
     very first step, V_1 = alpha·mean(g²) + (1 - alpha)·g², not the identity for hundreds of
     steps; the coordinate whose gradient is zero gets the chain's mean scale, not 1/eps."""
     alpha, g = 0.99, (1e-7, 0.0)
     sampler = samplers.make("riemannian_langevin", temperature=0.0, eps=eps, freeze_after=1)
     theta = torch.zeros(3, 2, dtype=torch.float64)
-    state, _ = run(sampler, theta, Linear(*g), steps=1)
+    state, _ = run_sampler(sampler, theta, Linear(*g), steps=1)
     mean_square = (1e-7**2 + 0.0) / 2
     v = torch.tensor(
         [alpha * mean_square + (1 - alpha) * 1e-7**2, alpha * mean_square], dtype=torch.float64
@@ -572,24 +439,24 @@ def test_riemannian_langevin_metric_has_the_gradient_scale_from_the_first_step(e
     assert torch.equal(step[:, 1], torch.zeros(3, dtype=torch.float64))
 
 
-def test_riemannian_langevin_freezes_its_metric(target):
+def test_riemannian_langevin_freezes_its_metric(target, run_sampler):
     sampler = samplers.make("riemannian_langevin", step_size=1e-3, temperature=1.0, freeze_after=5)
-    state, _ = run(sampler, target.init(0, 3), target.potential(), steps=5)
+    state, _ = run_sampler(sampler, target.init(0, 3), target.potential(), steps=5)
     frozen = state.precond.clone()
-    state, _ = run(sampler, target.init(0, 3), target.potential(), steps=20)
+    state, _ = run_sampler(sampler, target.init(0, 3), target.potential(), steps=20)
     torch.testing.assert_close(state.precond, frozen)
 
 
-def test_riemannian_langevin_freezes_by_default_because_adapting_is_biased(target):
+def test_riemannian_langevin_freezes_by_default_because_adapting_is_biased(target, run_sampler):
     """Adapting for ever (Γ dropped) biases the law: at alpha = 0.9, h = 1e-2, tau = 1 the
     covariance drifts to 44% above tau·Sigma (29% within the 500 steps here), far beyond the
     computed O(h) bias of the same metric frozen (0.1%). So by
     default the metric freezes after its warm-up (``FREEZE_AFTER`` steps), and the chain then
     samples exactly the law of its frozen metric (the stationary tests below, with defaults)."""
     default = samplers.make("riemannian_langevin", step_size=1e-2, temperature=1.0)
-    state, _ = run(default, target.init(0, 2), target.potential(), steps=FREEZE_AFTER - 1)
+    state, _ = run_sampler(default, target.init(0, 2), target.potential(), steps=FREEZE_AFTER - 1)
     assert state.precond is None
-    state, _ = run(default, target.init(0, 2), target.potential(), steps=FREEZE_AFTER)
+    state, _ = run_sampler(default, target.init(0, 2), target.potential(), steps=FREEZE_AFTER)
     assert state.precond is not None  # the old default (None) adapted for ever
 
     tau, chains, steps = 1.0, 2000, 500
@@ -597,7 +464,7 @@ def test_riemannian_langevin_freezes_by_default_because_adapting_is_biased(targe
         "riemannian_langevin", step_size=1e-2, temperature=tau, alpha=0.9, freeze_after=None
     )
     theta = exact_draws(target, tau, chains, seed=3)
-    state, _ = run(sampler, theta, target.potential(), steps=steps, seed=4)
+    state, _ = run_sampler(sampler, theta, target.potential(), steps=steps, seed=4)
     # the law this chain would have with its current metric frozen, O(h) bias included
     precond = 1.0 / (sampler.eps + state.square_avg.sqrt())
     m, q = linear_chain("riemannian_langevin", sampler, target, tau, precond)
@@ -764,11 +631,13 @@ def test_moments_match_tau_sigma(name, tau, target):
 @pytest.mark.slow
 @pytest.mark.parametrize("tau", [1.0, 0.1])
 @pytest.mark.parametrize("name", sorted(STATIONARY))
-def test_stationary_moments_match_tau_sigma(name, tau, target):
+def test_stationary_moments_match_tau_sigma(name, tau, target, run_sampler):
     """Slow: every chain starts far from the mass, at (3, 3): convergence has to be earned."""
     sampler = make_stationary(name, tau)
     theta = torch.full((CHAINS, 2), 3.0, dtype=torch.float64)
-    state, infos = run(sampler, theta, target.potential(), steps=STATIONARY[name][1], seed=100)
+    state, infos = run_sampler(
+        sampler, theta, target.potential(), steps=STATIONARY[name][1], seed=100
+    )
     if name == "hmc":
         exact = target.moments(tau)[1].numpy()
     else:
@@ -806,14 +675,16 @@ def test_spread_scales_as_sqrt_temperature_fast(name, target):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(STATIONARY))
-def test_spread_scales_as_sqrt_temperature(name, target):
+def test_spread_scales_as_sqrt_temperature(name, target, run_sampler):
     """sd at tau = 0.1 over sd at tau = 1 is sqrt(0.1) (up to the computed O(h) bias), along the
     long axis of the Gaussian, from (3, 3)."""
     sds, expected = [], []
     for tau in (1.0, 0.1):
         sampler = make_stationary(name, tau)
         theta = torch.full((CHAINS, 2), 3.0, dtype=torch.float64)
-        state, _ = run(sampler, theta, target.potential(), steps=STATIONARY[name][1], seed=5)
+        state, _ = run_sampler(
+            sampler, theta, target.potential(), steps=STATIONARY[name][1], seed=5
+        )
         sds.append(long_axis_sd(state.theta))
         if name == "hmc":
             cov = target.moments(tau)[1].numpy()
