@@ -97,19 +97,20 @@ class Board:
 
 
 def build_board(store: Store, compare: Compare, description: str | None = None) -> Board:
-    """The leaderboard of one comparison, computed from its stored runs."""
+    """The leaderboard of one comparison, computed from its stored runs (each read once)."""
     protocol = compare.protocol
     rows = []
     wall = 0.0
     devices: list[str] = []
     codes: list[str] = []
+    records = _Records(store)
     for entry in store.entries(compare.key):
-        runs = [store.get_run(k) for k in entry.final_runs]
+        runs = [records.get(k, curves=True) for k in entry.final_runs]
         if any(r is None for r in runs):
             continue  # a half-recorded entry cannot happen (entries follow their runs); be safe
         rows.append(_stats(entry, runs, protocol))
         for key in [*entry.tuning_runs, *entry.final_runs]:
-            record = store.get_run(key, curves=False)
+            record = records.get(key, curves=False)
             if record is None:
                 continue
             wall += record.seconds_wall
@@ -145,6 +146,22 @@ def build_board(store: Store, compare: Compare, description: str | None = None) 
     )
 
 
+class _Records:
+    """The store's runs, each read at most once: with its curves when any caller wants them
+    (a final run's plot), else without (a tuning run's wall-clock, device and code)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.read: dict[str, tuple[RunRecord | None, bool]] = {}
+
+    def get(self, key: str, *, curves: bool) -> RunRecord | None:
+        record, with_curves = self.read.get(key, (None, False))
+        if key not in self.read or (curves and not with_curves and record is not None):
+            record = self.store.get_run(key, curves=curves)
+            self.read[key] = (record, curves)
+        return record
+
+
 def _add(items: list[str], value: str) -> None:
     if value not in items:
         items.append(value)
@@ -153,7 +170,7 @@ def _add(items: list[str], value: str) -> None:
 def _stats(entry: Entry, runs: list[RunRecord], protocol: Mapping[str, Any]) -> SamplerStats:
     chains = [c for r in runs for c in r.result.chains]
     per_step = runs[0].result.grad_evals_per_step or 1
-    budget = int(protocol.get("budget") or runs[0].result.budget * per_step)
+    budget = int(protocol.get("budget") or runs[0].result.spec.budget * per_step)
     censor_steps = [c.censored_at for c in chains]
     censor_evals = [c.censored_at * per_step for c in chains]
     censor_seconds = [r.result.seconds_train for r in runs for _ in r.result.chains]

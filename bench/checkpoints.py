@@ -26,6 +26,7 @@ from torch import Tensor
 
 from bench.keys import NUMERICS_VERSION, code_version, digest
 from bench.run import run
+from bench.spec import RunSpec
 from bench.store import Checkpoint, Store
 
 
@@ -103,19 +104,16 @@ def _make(task, seeds, criterion: Criterion, keys, device) -> list[Checkpoint]:
                 caught[seed] = (step, theta[c].detach().to("cpu").clone(), point)
         return len(caught) == len(seeds)
 
-    result = run(
-        task,
+    spec = RunSpec(
         sampler,
         hparams,
-        seeds=list(seeds),
+        prior_precision=prior,
+        seeds=seeds,
         budget=criterion.max_steps,
         eval_every=criterion.eval_every,
-        prior_precision=prior,
-        device=device,
-        progress=False,
         confirm=0,
-        on_eval=catch,
     )
+    result = run(task, spec, device=device, progress=False, on_eval=catch)
     out = []
     for c, seed in enumerate(seeds):
         if seed not in caught:

@@ -1,18 +1,19 @@
 """Jobs trained once, through the store, on this machine's cores.
 
-A :class:`Job` is one vectorized run (a sampler, its per-chain hyperparameters, its seeds, its
-budget, where its chains start). :class:`Runner` trains a list of them: a job whose key is in
-the store is loaded, never rerun; the others are claimed in the store (a lease, so that several
-processes on one store split the work and a dead holder's job is taken over: at once when the
-holder was a process on this machine, else once its lease expires), trained by an executor,
-and written to the store by this process alone, one transaction per run. An interrupted batch
-loses at most the jobs in flight.
+A :class:`Job` is one vectorized run, a :class:`bench.spec.RunSpec` with a label for the log.
+:class:`Runner` trains a list of them: a job whose key is in the store is loaded, never rerun;
+the others are claimed in the store (a lease, so that several processes on one store split the
+work and a dead holder's job is taken over: at once when the holder was a process on this
+machine, else once its lease expires), trained by an executor, and written to the store by this
+process alone, one transaction per run. An interrupted batch loses at most the jobs in flight.
 
-Executors: anything with ``workers`` (jobs in flight at once), ``submit(fn, *args)`` returning a
-:class:`concurrent.futures.Future` and ``shutdown()`` (:class:`Executor`). :class:`LocalExecutor`
-runs jobs in ``workers`` single-threaded worker processes (one per core on a CPU: two threads on
-one job were measured up to 13x slower than one when the other core was busy, and two jobs side
-by side use both cores), or in a thread of this process when ``workers`` is 1;
+Executors: anything with ``workers`` (jobs in flight at once), ``settings``
+(:class:`JobSettings`), ``submit(fn, *args, **kwargs)`` returning a
+:class:`concurrent.futures.Future` and ``shutdown()`` (:class:`Executor`); the Runner submits
+:func:`bench.run.run` with the executor's settings. :class:`LocalExecutor` runs jobs in
+``workers`` single-threaded worker processes (one per core on a CPU: two threads on one job were
+measured up to 13x slower than one when the other core was busy, and two jobs side by side use
+both cores), or in a thread of this process when ``workers`` is 1;
 :class:`bench.ray_executor.RayExecutor` runs each job as a task on a Ray cluster. Either way the
 results come back to this process, which alone writes the store. How an executor runs every job
 (:class:`JobSettings`: CPU threads per job, ``torch.compile``) changes no run's key.
@@ -27,14 +28,14 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
-from bench.keys import code_version, run_key
+from bench.keys import code_version
 from bench.run import RunResult, run
+from bench.spec import RunSpec
 from bench.store import Store
 
 #: Seconds a claim lasts; a holder renews its claims while it trains, so only a dead holder's
@@ -44,34 +45,15 @@ LEASE_SECONDS = 120.0
 POLL_SECONDS = 2.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class Job:
-    """One vectorized run: a sampler, one hyperparameter value (or list) per key, its seeds."""
+    """One vectorized run: what it computes, and a label for the log (``tune``, ``final``)."""
 
-    sampler: str
-    hparams: dict[str, Any]
-    prior_precision: float | list[float]
-    seeds: list[int]
-    steps: int
-    eval_every: int
-    label: str
-    confirm: int | None = None  # window of sustained grokking in steps; None = rest of the run
-    batch_size: int | None = None  # None: the task's (full batch for the modular tasks)
-    start: list[str] = field(default_factory=list)  # checkpoint keys per chain; [] = task.init
+    spec: RunSpec
+    label: str = ""
 
     def key(self, task: Any) -> str:
-        return run_key(
-            task,
-            self.sampler,
-            self.hparams,
-            prior_precision=self.prior_precision,
-            seeds=self.seeds,
-            budget=self.steps,
-            eval_every=self.eval_every,
-            batch_size=self.batch_size,
-            confirm=self.confirm,
-            start=self.start or "init",
-        )
+        return self.spec.key(task)
 
 
 @dataclass(frozen=True)
@@ -83,50 +65,15 @@ class JobSettings:
     compile: bool = False  # torch.compile the potential (bench.run.run's ``compile``)
 
 
-_SETTINGS: ContextVar[JobSettings | None] = ContextVar("grokbench_job_settings", default=None)
-
-
-def with_settings(settings: JobSettings, fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` with ``settings`` in force for :func:`train` (what executors submit)."""
-    token = _SETTINGS.set(settings)
-    try:
-        return fn(*args)
-    finally:
-        _SETTINGS.reset(token)
-
-
 class Executor(Protocol):
     """What :class:`Runner` needs of an executor."""
 
     workers: int  # jobs the runner keeps in flight at once
+    settings: JobSettings  # how every job runs
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future: ...
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future: ...
 
     def shutdown(self) -> None: ...
-
-
-def train(task: Any, job: Job, theta0: torch.Tensor | None, device: str | None) -> RunResult:
-    """Run ``job`` (in whichever process the executor chose, with its :class:`JobSettings`)
-    and return its result without the final positions, which the store does not keep."""
-    settings = _SETTINGS.get() or JobSettings()
-    result = run(
-        task,
-        job.sampler,
-        job.hparams,
-        seeds=job.seeds,
-        budget=job.steps,
-        eval_every=job.eval_every,
-        prior_precision=job.prior_precision,
-        batch_size=job.batch_size,
-        theta0=theta0,
-        device=device,
-        progress=False,
-        confirm=job.confirm,
-        threads=settings.threads,
-        compile=settings.compile,
-    )
-    result.theta = None
-    return result
 
 
 class LocalExecutor:
@@ -148,8 +95,8 @@ class LocalExecutor:
                 max_workers=workers, mp_context=context, initializer=_worker_setup
             )
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
-        return self._pool.submit(with_settings, self.settings, fn, *args)
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future:
+        return self._pool.submit(fn, *args, **kwargs)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -223,9 +170,9 @@ class Runner:
         starts: Callable[[Job], torch.Tensor | None] = lambda job: None,
         check: Callable[[Job, RunResult], None] | None = None,
     ) -> list[tuple[str, RunResult]]:
-        """``(key, result)`` of every job, in order. ``starts(job)`` gives its chains' starting
-        positions (``None``: ``task.init``); ``check(job, result)`` vets a fresh result before
-        it is stored."""
+        """``(key, result)`` of every job, in order (results without their final positions).
+        ``starts(job)`` gives its chains' starting positions (``None``: ``task.init``);
+        ``check(job, result)`` vets a fresh result before it is stored."""
         keys = [job.key(self.task) for job in jobs]
         done: dict[str, RunResult] = {}
         todo = []
@@ -239,6 +186,7 @@ class Runner:
             elif all(key != k for k, _ in todo):
                 todo.append((key, job))
         total, started = len(todo), time.perf_counter()
+        settings = getattr(self.executor, "settings", JobSettings())
         flying: dict[cf.Future, tuple[str, Job, float]] = {}
         waiting: list[tuple[str, Job]] = []  # claimed by another live holder
         trained = 0
@@ -253,7 +201,14 @@ class Runner:
                         total -= 1
                     elif self.store.claim(key, self.holder, self.lease, dead=holder_is_gone):
                         future = self.executor.submit(
-                            train, self.task, job, starts(job), self.device
+                            run,
+                            self.task,
+                            job.spec,
+                            theta0=starts(job),
+                            device=self.device,
+                            progress=False,
+                            threads=settings.threads,
+                            compile=settings.compile,
                         )
                         flying[future] = (key, job, time.perf_counter())
                     else:
@@ -269,6 +224,7 @@ class Runner:
                 for future in finished:
                     key, job, tick = flying.pop(future)
                     result = future.result()
+                    result.theta = None  # final positions: the store does not keep them
                     if check is not None:
                         check(job, result)
                     wall = time.perf_counter() - tick
@@ -293,7 +249,7 @@ class Runner:
         eta = elapsed / trained * (total - trained) if trained else float("nan")
         self.log(
             f"  [{trained}/{total} jobs, {in_flight} in flight, ETA {eta / 60:.1f} min] "
-            f"{job.sampler:<20} {job.label:<6} {len(result.chains):>3} chains x "
+            f"{job.spec.sampler:<20} {job.label:<6} {len(result.chains):>3} chains x "
             f"{result.steps_run:>6} steps  grokked {grokked}/{len(result.chains)}  {wall:6.1f} s"
             + (
                 f" (torch.compile {result.seconds_compile:.1f} s)"

@@ -1,14 +1,15 @@
 """What identifies a run and what produced it: content keys, the numerics and code versions, the
 host.
 
-**Keys.** A run's key (:func:`run_key`) is a hash of everything that determines its numbers: the
-task's name and configuration, the sampler, the hyperparameters, the prior precision, the seeds,
-the budget, the evaluation interval, the batch size, the data seed, the confirmation window, the
-start (``init`` or the checkpoints' keys) and :data:`NUMERICS_VERSION`. It does *not* contain
-the git commit (recorded per run by :func:`code_version`), so a finished run is reused across
-commits until someone bumps :data:`NUMERICS_VERSION` because the numbers would change. It does
-not contain the device either: a CPU and a GPU run of the same key agree in law, not bit for
-bit, and the one stored first is kept (its device is recorded and reported).
+**Keys.** A run's key (:meth:`bench.spec.RunSpec.key`, a :func:`digest`) is a hash of
+everything that determines its numbers: the task's name and configuration, the sampler, the
+hyperparameters, the prior precision, the seeds, the budget, the evaluation interval, the batch
+size, the data seed, the confirmation window, the start (``init`` or the checkpoints' keys) and
+:data:`NUMERICS_VERSION`. It does *not* contain the git commit (recorded per run by
+:func:`code_version`), so a finished run is reused across commits until someone bumps
+:data:`NUMERICS_VERSION` because the numbers would change. It does not contain the device
+either: a CPU and a GPU run of the same key agree in law, not bit for bit, and the one stored
+first is kept (its device is recorded and reported).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import math
 import os
 import platform
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,44 +31,8 @@ from typing import Any
 NUMERICS_VERSION = "2"
 
 
-def run_key(
-    task: Any,
-    sampler: str,
-    hparams: Mapping[str, Any],
-    *,
-    prior_precision: Any,
-    seeds: Sequence[int],
-    budget: int,
-    eval_every: int,
-    batch_size: int | None = None,
-    data_seed: int = 0,
-    confirm: int | None = None,
-    start: str | Sequence[str] = "init",
-) -> str:
-    """The reuse key of a run (see the module docstring): 24 hex digits of a SHA-256.
-
-    ``confirm`` is the window of sustained grokking; ``start`` is ``"init"`` or the keys of the
-    checkpoints the chains start from."""
-    return digest(
-        {
-            "task": task.name,
-            "task_config": task.config,
-            "sampler": sampler,
-            "hparams": dict(hparams),
-            "prior_precision": prior_precision,
-            "seeds": list(seeds),
-            "budget": budget,
-            "eval_every": eval_every,
-            "batch_size": batch_size,
-            "data_seed": data_seed,
-            "confirm": confirm,
-            "start": start if isinstance(start, str) else list(start),
-            "numerics": NUMERICS_VERSION,
-        }
-    )
-
-
 def digest(payload: Any) -> str:
+    """24 hex digits of the SHA-256 of ``payload``'s canonical JSON (keys sorted, no spaces)."""
     text = json.dumps(plain(payload), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 

@@ -26,6 +26,7 @@ import samplers
 import tasks
 from bench.allocator import tune_from_environment
 from bench.run import run
+from bench.spec import RunSpec
 from samplers.peers import is_peer
 
 
@@ -61,11 +62,7 @@ def plain_adamw_seconds(task, hparams, steps: int, seed: int = 0) -> float:
 def runner_seconds(task, hparams, steps: int, chains: int = 1) -> float:
     result = run(
         task,
-        "adamw",
-        hparams,
-        seeds=chains,
-        budget=steps,
-        eval_every=steps,
+        RunSpec("adamw", hparams, seeds=chains, budget=steps, eval_every=steps),
         progress=False,
         device="cpu",
         threads=None,  # the --threads of this script, set once for every measurement

@@ -46,7 +46,8 @@ from typing import Any
 import torch
 
 from bench.allocator import tune_from_environment
-from bench.jobs import Job, JobSettings, with_settings
+from bench.jobs import JobSettings
+from bench.spec import RunSpec
 
 #: Chains x parameters of a job that takes a whole GPU (64 chains of Nanda et al.'s 226,688-
 #: parameter transformer is 0.86 of it); smaller jobs take a share.
@@ -85,16 +86,16 @@ def job_resources(
     args: tuple[Any, ...], device: str, gpu_per_job: float | None = None
 ) -> dict[str, float]:
     """Ray's ``num_cpus``/``num_gpus`` for one submitted call: one core on a CPU; on a GPU also
-    ``gpu_per_job``, else the :func:`gpu_share` of the :class:`bench.jobs.Job` among ``args``
-    on the task among them (the object with ``num_params``), else a whole device."""
+    ``gpu_per_job``, else the :func:`gpu_share` of the :class:`bench.spec.RunSpec` among
+    ``args`` on the task among them (the object with ``num_params``), else a whole device."""
     if not device.startswith("cuda"):
         return {"num_cpus": 1}
     share = gpu_per_job
     if share is None:
-        job = next((a for a in args if isinstance(a, Job)), None)
+        spec = next((a for a in args if isinstance(a, RunSpec)), None)
         task = next((a for a in args if hasattr(a, "num_params")), None)
-        if job is not None and task is not None:
-            share = gpu_share(len(job.start) or len(job.seeds), int(task.num_params))
+        if spec is not None and task is not None:
+            share = gpu_share(spec.chains, int(task.num_params))
     return {"num_cpus": 1, "num_gpus": 1.0 if share is None else float(share)}
 
 
@@ -108,11 +109,12 @@ def visible_device(arg: Any) -> Any:
     return arg
 
 
-def _call(settings: JobSettings, fn: Callable[..., Any], *args: Any) -> Any:
-    """What a Ray worker runs: ``fn(*args)`` with the executor's settings, glibc keeping freed
-    memory (:mod:`bench.allocator`), devices renamed as the task sees them."""
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """What a Ray worker runs: ``fn(*args, **kwargs)`` with glibc keeping freed memory
+    (:mod:`bench.allocator`) and devices renamed as the task sees them."""
     tune_from_environment()
-    return with_settings(settings, fn, *(visible_device(a) for a in args))
+    args = tuple(visible_device(a) for a in args)
+    return fn(*args, **{k: visible_device(v) for k, v in kwargs.items()})
 
 
 def _import_ray() -> Any:
@@ -238,13 +240,15 @@ class RayExecutor:
             raise RayUnavailable(f"could not {where}: {type(err).__name__}: {err}") from err
         self._owner = True
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
-        """``fn(*args)`` as a Ray task with the job's resources; a concurrent.futures Future of
-        its result. The task (any argument that is not a job, a tensor or a plain value) is put
-        in Ray's object store once and shared by every job."""
-        options = job_resources(args, self.device, self.gpu_per_job)
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future:
+        """``fn(*args, **kwargs)`` as a Ray task with the job's resources; a concurrent.futures
+        Future of its result. The task (any argument that is not a spec, a tensor or a plain
+        value) is put in Ray's object store once and shared by every job."""
+        options = job_resources((*args, *kwargs.values()), self.device, self.gpu_per_job)
         ref = self._remote.options(**options).remote(
-            self.settings, fn, *(self._share(a) for a in args)
+            fn,
+            *(self._share(a) for a in args),
+            **{k: self._share(v) for k, v in kwargs.items()},
         )
         future = ref.future()
         self._refs[future] = ref
@@ -252,7 +256,9 @@ class RayExecutor:
         return future
 
     def _share(self, arg: Any) -> Any:
-        if arg is None or isinstance(arg, (str, int, float, bool, Job, torch.Tensor, torch.device)):
+        if arg is None or isinstance(
+            arg, (str, int, float, bool, RunSpec, torch.Tensor, torch.device)
+        ):
             return arg
         if id(arg) not in self._shared:
             self._shared[id(arg)] = (arg, self._ray.put(arg))

@@ -1,7 +1,8 @@
-"""The one loop: a sampler on a task for C chains at once, recording when each chain groks.
+"""The one loop: a run (a :class:`bench.spec.RunSpec`) on a task, recording when each chain groks.
 
 Read top to bottom, the data path is::
 
+    spec ──▶ the sampler with its (C,) hyperparameters, the prior λ, the seeds, the budget
     task ──init──▶ theta (C, D) ──potential──▶ sampler.step ──every `eval_every` steps──▶ evaluate
          └─ curves (losses, accuracies, ‖θ‖, distances, acceptance), per-chain outcomes ─▶ RunResult
 
@@ -9,12 +10,13 @@ Per chain the loop records, with ``target`` the task's accuracy target (0.99):
 
 * ``t_mem``: the first evaluated step with train accuracy ≥ target;
 * ``t_grok``, **sustained grokking**: the first evaluated step from which validation accuracy
-  stays ≥ target through the confirmation window ``confirm``, with the chain finite at the end of
-  the run. ``confirm=None`` (the default) is the strictest window, the rest of the run: ``t_grok``
-  is where the chain's last unbroken stretch of evaluations at or above the target began, and the
-  run always goes to its budget. A whole number ``W`` of steps confirms a stretch once it has held
-  for ``W`` steps; such runs stop when every live chain has confirmed. A chain that reaches the
-  target and falls back has not grokked: the run goes on until the window confirms or refutes it;
+  stays ≥ target through the spec's confirmation window ``confirm``, with the chain finite at
+  the end of the run. ``confirm=None`` (the default) is the strictest window, the rest of the
+  run: ``t_grok`` is where the chain's last unbroken stretch of evaluations at or above the
+  target began, and the run always goes to its budget. A whole number ``W`` of steps confirms a
+  stretch once it has held for ``W`` steps; such runs stop when every live chain has confirmed.
+  A chain that reaches the target and falls back has not grokked: the run goes on until the
+  window confirms or refutes it;
 * ``t_touch``: Power et al.'s (2022) "first reaches the target", the first evaluated step with
   validation accuracy ≥ target, whatever comes after;
 * ``generalized``: the chain ends the run finite with validation accuracy ≥ target.
@@ -40,7 +42,7 @@ import itertools
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,26 +51,19 @@ from torch import Tensor
 
 import samplers
 from bench.grokking import ChainResult, Tracker
+from bench.spec import INIT, RunSpec
 from bench.timing import synchronize
 from samplers.base import Sampler
-
-#: Default number of steps between evaluations when the caller gives none: ~200 points per run.
-DEFAULT_EVALS_PER_RUN = 200
 
 
 @dataclass
 class RunResult:
-    """One vectorized job: C chains of one sampler on one task."""
+    """One vectorized job: C chains of one sampler on one task, and the spec they ran."""
 
     task: str
-    sampler: str
-    hparams: dict[str, Any]  # scalars, or lists with one value per chain
-    prior_precision: float | list[float]
-    seeds: list[int]
-    budget: int
-    eval_every: int
-    batch_size: int | None
+    spec: RunSpec  # resolved: its budget and evaluation interval are the ones run
     device: str
+    batch_size: int | None  # the minibatch drawn: the spec's or the task's; None = full batch
     steps_run: int
     grad_evals_per_step: int
     seconds_train: float
@@ -76,7 +71,6 @@ class RunResult:
     chains: list[ChainResult]
     curves: list[dict[str, float]]  # one row per (evaluation, chain)
     target: float | None = None
-    confirm: int | None = None  # the confirmation window in steps; None = the rest of the run
     seconds_compile: float | None = None  # torch.compile's warm-up step (None: not compiled)
     theta: Tensor | None = field(default=None, repr=False)  # (C, D) final positions; not stored
 
@@ -85,41 +79,75 @@ class RunResult:
         return self.seconds_train / max(self.steps_run, 1)
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything but the final positions, as JSON-ready values."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "theta"}
-        out["chains"] = [dataclasses.asdict(c) for c in self.chains]
+        """Everything but the final positions, as JSON-ready values.
+
+        The layout is the one stores and raw records have always had: the spec's fields at the
+        top (``batch_size`` there is the minibatch drawn), then what the spec adds since it is
+        recorded whole (its start, its data seed and the minibatch it asked for); a result read
+        back from a store written before then has none of these and writes none."""
+        spec = self.spec.to_dict()
+        out = {
+            "task": self.task,
+            **{k: spec[k] for k in ("sampler", "hparams", "prior_precision", "seeds")},
+            "budget": spec["budget"],
+            "eval_every": spec["eval_every"],
+            "batch_size": self.batch_size,
+            "device": self.device,
+            "steps_run": self.steps_run,
+            "grad_evals_per_step": self.grad_evals_per_step,
+            "seconds_train": self.seconds_train,
+            "seconds_eval": self.seconds_eval,
+            "chains": [dataclasses.asdict(c) for c in self.chains],
+            "curves": self.curves,
+            "target": self.target,
+            "confirm": spec["confirm"],
+            "seconds_compile": self.seconds_compile,
+        }
+        if self.spec.start is not None:
+            out.update(
+                start=spec["start"],
+                data_seed=spec["data_seed"],
+                asked_batch_size=spec["batch_size"],
+            )
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
+        """A result from :meth:`to_dict`'s JSON (its chains as dicts or ChainResults); a record
+        written before the spec was recorded whole gets ``start=None`` (unknown) and the data
+        seed every run had then, 0."""
+        data = dict(data)
+        fields = ("sampler", "hparams", "prior_precision", "seeds", "budget", "eval_every")
+        spec = RunSpec(
+            **{k: data.pop(k) for k in fields},
+            batch_size=data.pop("asked_batch_size", data.get("batch_size")),
+            confirm=data.pop("confirm", None),
+            start=data.pop("start", None),
+            data_seed=data.pop("data_seed", 0),
+        )
+        data["chains"] = [
+            c if isinstance(c, ChainResult) else ChainResult(**c) for c in data["chains"]
+        ]
+        return cls(spec=spec, **data)
 
 
 def run(
     task: Any,
-    sampler: str | Sampler,
-    hparams: Mapping[str, Any] | None = None,
+    spec: RunSpec,
     *,
-    seeds: Sequence[int] | int = 1,
-    budget: int | None = None,
-    eval_every: int | None = None,
-    prior_precision: float | Sequence[float] = 0.0,
-    batch_size: int | None = None,
     theta0: Tensor | None = None,
     device: str | torch.device | None = None,
-    data_seed: int = 0,
     progress: bool | None = None,
-    confirm: int | None = None,
     on_eval: Callable[[int, dict[str, Tensor], Tensor], bool | None] | None = None,
     threads: int | None = 1,
     compile: bool = False,
 ) -> RunResult:
-    """Run ``sampler`` on ``task`` for one chain per seed (or per row of ``theta0``).
+    """Run ``spec`` on ``task``: one chain per seed, from ``task.init`` of each seed, or from
+    the rows of ``theta0`` when the spec starts from checkpoints (one row per chain).
 
-    ``hparams`` values may be scalars or sequences with one value per chain (a grid);
-    ``seeds`` is a count (seeds 0..n-1) or a list. ``theta0`` starts every chain from a given
-    position (e.g. a memorised checkpoint) instead of ``task.init``. Samplers whose update is
-    exact only on the full data (HMC) always get the full training set. ``confirm`` is the
-    confirmation window of sustained grokking in steps (``None``: the rest of the run; ``0``:
-    the first touch, which also stops the run once every chain has touched). ``on_eval(step,
-    metrics, theta)`` is called at every evaluation, step 0 included; returning True stops the
-    run there.
+    Samplers whose update is exact only on the full data (HMC) always get the full training
+    set. ``on_eval(step, metrics, theta)`` is called at every evaluation, step 0 included;
+    returning True stops the run there.
 
     ``threads``: torch's CPU threads for this run, the previous setting restored afterwards
     (default 1: on these small models two threads on one job were measured up to 13x slower
@@ -134,24 +162,136 @@ def run(
     """
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1 or None, got {threads}")
+    if spec.start is None:
+        raise ValueError("a spec without a recorded start cannot be run; give start='init' or keys")
+    spec = spec.resolve(task)
+    chains = spec.chains
+    if (theta0 is None) != (spec.start == INIT):
+        raise ValueError(
+            "theta0 gives the positions of a spec that starts from checkpoints, and only of one"
+            if theta0 is not None
+            else f"the spec starts from {chains} checkpoint(s): give their positions as theta0"
+        )
+    if theta0 is not None and theta0.shape[0] != chains:
+        raise ValueError(f"{chains} seeds for a theta0 with {theta0.shape[0]} chains")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     with cpu_threads(threads if device.type == "cpu" else None):
-        return _run(
-            task,
-            sampler,
-            hparams,
-            seeds=seeds,
-            budget=budget,
-            eval_every=eval_every,
-            prior_precision=prior_precision,
+        # -- the sampler, with per-chain hyperparameters as (C,) tensors ---------------------
+        sampler = samplers.make(spec.sampler, **spec.sampler_hparams())
+        if sampler.metropolis:
+            batch_size = None  # a Metropolis test on a minibatch is exact for the wrong target
+        else:
+            batch_size = spec.batch_size if spec.batch_size is not None else task.batch_size
+
+        # -- the task on the device: data, potential, starting point -------------------------
+        task.to(device)
+        potential = task.potential(prior_precision=spec.prior())
+        if theta0 is None:
+            theta0 = torch.cat([task.init(s, 1) for s in spec.seeds])
+        theta0 = theta0.detach().to(device=device, dtype=torch.float32)
+        data_gen = torch.Generator(device="cpu").manual_seed(spec.data_seed)
+        noise_gen = torch.Generator(device=device).manual_seed(
+            spec.data_seed + spec.seeds[0] * 1_000_003
+        )
+        batches = task.batches(data_gen, batch_size)
+
+        state = sampler.init(theta0)
+        seconds_compile = None
+        if compile:
+            potential, batches, seconds_compile = _compiled(sampler, state, potential, batches)
+        budget, eval_every, target = spec.budget, spec.eval_every, task.target
+        tracker = Tracker(chains, device, target, spec.confirm)
+        frozen: Tensor | None = None  # positions of diverged chains, held fixed
+        accept_sum = torch.zeros(chains, device=device)
+        divergent = torch.zeros(chains, device=device, dtype=torch.long)
+        fatal = torch.zeros(chains, device=device, dtype=torch.bool)
+        accept_window = torch.zeros(chains, device=device)
+        grad_evals = 0
+        seconds_train = seconds_eval = 0.0
+        curves: list[dict[str, float]] = []
+
+        bar = _progress(progress, budget, f"{task.name} · {spec.sampler}")
+        metrics = _evaluate(task, theta0)
+        tracker.update(0, 0, 0.0, metrics, theta0)
+        metrics.update(_geometry(theta0, theta0, tracker.theta_mem))
+        curves += _rows(0, 0, 0.0, metrics, None, chains)
+        stopped = on_eval is not None and bool(on_eval(0, metrics, theta0))
+
+        step = 0
+        window = 0
+        clock = time.perf_counter()
+        while step < budget and not stopped:
+            state, info = sampler.step(state, potential, next(batches), noise_gen)
+            if frozen is not None:
+                state = dataclasses.replace(
+                    state, theta=torch.where(tracker.dead[:, None], frozen, state.theta)
+                )
+            step += 1
+            window += 1
+            grad_evals += info.grad_evals
+            accept_window += info.accept_prob
+            divergent += info.diverged
+            # A Metropolis sampler rejects a divergent transition and carries on (it is
+            # counted); for any other update a divergence means the energy itself broke down.
+            fatal |= ~torch.isfinite(info.potential) if sampler.metropolis else info.diverged
+            if step % eval_every and step != budget:
+                continue
+
+            # -- evaluation: the only place the loop waits for the device -------------------
+            synchronize(device)
+            seconds_train += time.perf_counter() - clock
+            tick = time.perf_counter()
+            metrics = _evaluate(task, state.theta)
+            accept = accept_window / window
+            accept_sum += accept_window
+            accept_window.zero_()
+            window = 0
+            newly_dead = (fatal | _non_finite(state.theta, metrics)) & ~tracker.dead
+            if newly_dead.any():
+                tracker.mark_dead(newly_dead, step)
+                # samplers keep a diverged chain at its last finite position; hold it there
+                frozen = state.theta.clone()
+            tracker.update(step, grad_evals, seconds_train, metrics, state.theta)
+            metrics.update(_geometry(state.theta, theta0, tracker.theta_mem))
+            curves += _rows(step, grad_evals, seconds_train, metrics, accept, chains)
+            if on_eval is not None and on_eval(step, metrics, state.theta):
+                break  # the caller has what it needs (e.g. a memorized checkpoint of every chain)
+            seconds_eval += time.perf_counter() - tick
+            if bar is not None:
+                bar.update(step - bar.n)
+                bar.set_postfix_str(tracker.summary())
+            if tracker.all_done():
+                break
+            clock = time.perf_counter()
+
+        if bar is not None:
+            bar.close()
+        results = [
+            tracker.chain_result(
+                c,
+                seed=spec.seeds[c],
+                hparams=hparams,
+                end=step,
+                divergent=int(divergent[c]),
+                accept_rate=float(accept_sum[c]) / max(step, 1),
+                final={k: float(v[c]) for k, v in metrics.items()},
+            )
+            for c, hparams in enumerate(spec.per_chain())
+        ]
+        return RunResult(
+            task=task.name,
+            spec=spec,
+            device=_device_name(device),
             batch_size=batch_size,
-            theta0=theta0,
-            device=device,
-            data_seed=data_seed,
-            progress=progress,
-            confirm=confirm,
-            on_eval=on_eval,
-            compile=compile,
+            steps_run=step,
+            grad_evals_per_step=grad_evals // max(step, 1),
+            seconds_train=seconds_train,
+            seconds_eval=seconds_eval,
+            chains=results,
+            curves=curves,
+            target=target,
+            seconds_compile=seconds_compile,
+            theta=state.theta,
         )
 
 
@@ -168,172 +308,6 @@ def cpu_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def _run(
-    task: Any,
-    sampler: str | Sampler,
-    hparams: Mapping[str, Any] | None,
-    *,
-    seeds: Sequence[int] | int,
-    budget: int | None,
-    eval_every: int | None,
-    prior_precision: float | Sequence[float],
-    batch_size: int | None,
-    theta0: Tensor | None,
-    device: torch.device,
-    data_seed: int,
-    progress: bool | None,
-    confirm: int | None,
-    on_eval: Callable[[int, dict[str, Tensor], Tensor], bool | None] | None,
-    compile: bool,
-) -> RunResult:
-    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    chains = len(seeds) if theta0 is None else theta0.shape[0]
-    if theta0 is not None and len(seeds) != chains:
-        seeds = [seeds[0] + c for c in range(chains)] if len(seeds) == 1 else seeds
-        if len(seeds) != chains:
-            raise ValueError(f"{len(seeds)} seeds for a theta0 with {chains} chains")
-    if chains < 1:
-        raise ValueError("a run needs at least one chain (seed)")
-    budget = int(budget if budget is not None else task.budget)
-    if budget < 1:
-        raise ValueError(f"budget must be at least 1 step, got {budget}")
-    if eval_every is not None and eval_every < 1:
-        raise ValueError(f"eval_every must be at least 1 step, got {eval_every}")
-    eval_every = int(eval_every or max(1, budget // DEFAULT_EVALS_PER_RUN))
-    if confirm is not None and confirm < 0:
-        raise ValueError(f"confirm must be a window of >= 0 steps or None, got {confirm}")
-
-    # -- the sampler, with per-chain hyperparameters as (C,) tensors -------------------------
-    hparams = dict(hparams or {})
-    if isinstance(sampler, str):
-        name = sampler
-        sampler = samplers.make(name, **_per_chain(hparams, chains))
-    else:
-        name = sampler.name
-    if sampler.metropolis:
-        batch_size = None  # a Metropolis test on a minibatch is exact for the wrong target
-    elif batch_size is None:
-        batch_size = task.batch_size
-
-    # -- the task on the device: data, potential, starting point ---------------------------
-    task.to(device)
-    lam = _per_chain({"prior_precision": prior_precision}, chains)["prior_precision"]
-    potential = task.potential(prior_precision=lam)
-    if theta0 is None:
-        theta0 = torch.cat([task.init(s, 1) for s in seeds])
-    theta0 = theta0.detach().to(device=device, dtype=torch.float32)
-    data_gen = torch.Generator(device="cpu").manual_seed(data_seed)
-    noise_gen = torch.Generator(device=device).manual_seed(data_seed + seeds[0] * 1_000_003)
-    batches = task.batches(data_gen, batch_size)
-
-    state = sampler.init(theta0)
-    seconds_compile = None
-    if compile:
-        potential, batches, seconds_compile = _compiled(sampler, state, potential, batches)
-    target = task.target
-    tracker = Tracker(chains, device, target, confirm)
-    frozen: Tensor | None = None  # positions of diverged chains, held fixed
-    accept_sum = torch.zeros(chains, device=device)
-    divergent = torch.zeros(chains, device=device, dtype=torch.long)
-    fatal = torch.zeros(chains, device=device, dtype=torch.bool)
-    accept_window = torch.zeros(chains, device=device)
-    grad_evals = 0
-    seconds_train = seconds_eval = 0.0
-    curves: list[dict[str, float]] = []
-
-    bar = _progress(progress, budget, f"{task.name} · {name}")
-    metrics = _evaluate(task, theta0)
-    tracker.update(0, 0, 0.0, metrics, theta0)
-    metrics.update(_geometry(theta0, theta0, tracker.theta_mem))
-    curves += _rows(0, 0, 0.0, metrics, None, chains)
-    stopped = on_eval is not None and bool(on_eval(0, metrics, theta0))
-
-    step = 0
-    window = 0
-    clock = time.perf_counter()
-    while step < budget and not stopped:
-        state, info = sampler.step(state, potential, next(batches), noise_gen)
-        if frozen is not None:
-            state = dataclasses.replace(
-                state, theta=torch.where(tracker.dead[:, None], frozen, state.theta)
-            )
-        step += 1
-        window += 1
-        grad_evals += info.grad_evals
-        accept_window += info.accept_prob
-        divergent += info.diverged
-        # A Metropolis sampler rejects a divergent transition and carries on (it is counted);
-        # for any other update a divergence means the energy itself broke down.
-        fatal |= ~torch.isfinite(info.potential) if sampler.metropolis else info.diverged
-        if step % eval_every and step != budget:
-            continue
-
-        # -- evaluation: the only place the loop waits for the device -----------------------
-        synchronize(device)
-        seconds_train += time.perf_counter() - clock
-        tick = time.perf_counter()
-        metrics = _evaluate(task, state.theta)
-        accept = accept_window / window
-        accept_sum += accept_window
-        accept_window.zero_()
-        window = 0
-        newly_dead = (fatal | _non_finite(state.theta, metrics)) & ~tracker.dead
-        if newly_dead.any():
-            tracker.mark_dead(newly_dead, step)
-            # samplers keep a diverged chain at its last finite position; hold it there
-            frozen = state.theta.clone()
-        tracker.update(step, grad_evals, seconds_train, metrics, state.theta)
-        metrics.update(_geometry(state.theta, theta0, tracker.theta_mem))
-        curves += _rows(step, grad_evals, seconds_train, metrics, accept, chains)
-        if on_eval is not None and on_eval(step, metrics, state.theta):
-            break  # the caller has what it needs (e.g. a memorized checkpoint of every chain)
-        seconds_eval += time.perf_counter() - tick
-        if bar is not None:
-            bar.update(step - bar.n)
-            bar.set_postfix_str(tracker.summary())
-        if tracker.all_done():
-            break
-        clock = time.perf_counter()
-
-    if bar is not None:
-        bar.close()
-    per_chain_hparams = _split_hparams(sampler.hparams, chains)
-    lams = lam.tolist() if isinstance(lam, Tensor) else [lam] * chains
-    results = [
-        tracker.chain_result(
-            c,
-            seed=seeds[c],
-            hparams={**per_chain_hparams[c], "prior_precision": lams[c]},
-            end=step,
-            divergent=int(divergent[c]),
-            accept_rate=float(accept_sum[c]) / max(step, 1),
-            final={k: float(v[c]) for k, v in metrics.items()},
-        )
-        for c in range(chains)
-    ]
-    return RunResult(
-        task=task.name,
-        sampler=name,
-        hparams=_jsonable(hparams),
-        prior_precision=_jsonable(prior_precision),
-        seeds=seeds,
-        budget=budget,
-        eval_every=eval_every,
-        batch_size=batch_size,
-        confirm=confirm,
-        device=_device_name(device),
-        steps_run=step,
-        grad_evals_per_step=grad_evals // max(step, 1),
-        seconds_train=seconds_train,
-        seconds_eval=seconds_eval,
-        chains=results,
-        curves=curves,
-        target=target,
-        seconds_compile=seconds_compile,
-        theta=state.theta,
-    )
 
 
 def _compiled(sampler: Sampler, state: Any, potential: Any, batches: Iterator[Any]):
@@ -397,58 +371,6 @@ def _rows(step, grad_evals, seconds, metrics, accept, chains) -> list[dict[str, 
         }
         for c in range(chains)
     ]
-
-
-def _per_chain(hparams: Mapping[str, Any], chains: int) -> dict[str, Any]:
-    """Sequences become (C,) tensors (one value per chain); scalars and tuples stay as they are.
-
-    ``betas`` is a pair, not a per-chain list, unless it is a list of pairs."""
-    out = {}
-    for key, value in hparams.items():
-        if (
-            key == "betas"
-            and isinstance(value, (list, tuple))
-            and value
-            and not isinstance(value[0], (list, tuple))
-        ):
-            out[key] = tuple(value)
-        elif key == "betas" and isinstance(value, (list, tuple)):
-            out[key] = tuple(
-                torch.tensor([b[i] for b in value], dtype=torch.float64) for i in range(2)
-            )
-        elif isinstance(value, (list, tuple)):
-            if len(value) != chains:
-                raise ValueError(
-                    f"{key} has {len(value)} values but the run has {chains} chains; give one "
-                    "value per chain or a single value"
-                )
-            out[key] = torch.tensor(value, dtype=torch.float64)
-        else:
-            out[key] = value
-    return out
-
-
-def _split_hparams(hparams: Mapping[str, Any], chains: int) -> list[dict[str, Any]]:
-    """The sampler's hyperparameters as one plain dict per chain."""
-
-    def pick(value, c):
-        if isinstance(value, tuple):
-            return [pick(v, c) for v in value]
-        if isinstance(value, Tensor):
-            return value[c].item()
-        return value
-
-    return [{k: pick(v, c) for k, v in hparams.items()} for c in range(chains)]
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Tensor):
-        return value.tolist()
-    if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _device_name(device: torch.device) -> str:

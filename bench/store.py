@@ -48,7 +48,6 @@ from typing import Any
 
 import torch
 
-from bench.grokking import ChainResult
 from bench.keys import NUMERICS_VERSION, code_version, host_description, plain
 from bench.run import RunResult
 
@@ -305,12 +304,12 @@ class Store:
                     key,
                     result.task,
                     _dumps(plain(task_config)),
-                    result.sampler,
-                    _dumps(result.hparams),
-                    _dumps(result.prior_precision),
-                    _dumps(result.seeds),
-                    result.budget,
-                    result.eval_every,
+                    result.spec.sampler,
+                    _dumps(payload["hparams"]),
+                    _dumps(payload["prior_precision"]),
+                    _dumps(payload["seeds"]),
+                    result.spec.budget,
+                    result.spec.eval_every,
                     NUMERICS_VERSION,
                     code or code_version(),
                     result.device,
@@ -357,11 +356,10 @@ class Store:
         if row is None:
             return None
         payload = json.loads(row[0])
-        payload["chains"] = [ChainResult(**c) for c in payload["chains"]]
         payload["curves"] = json.loads(zlib.decompress(row[1])) if curves else []
         return RunRecord(
             key=key,
-            result=RunResult(**payload),
+            result=RunResult.from_dict(payload),
             code_version=row[2],
             seconds_wall=row[3],
             finished_at=row[4],

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 
 import samplers
 import tasks
@@ -26,18 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = "add_mod7_mlp"  # 24 training pairs: a step costs about a millisecond
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models on a shared two-core machine: one thread is ~10x faster than two.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_task():
-    return tasks.make(TINY, width=32, d_embed=16)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # -- the protocol's numbers -------------------------------------------------------------------
@@ -100,16 +86,21 @@ def test_budgets_are_equal_in_gradient_evaluations(tiny_task):
     (job, members), *_ = C.jobs_for("hmc", hmc, [0], preset, "tune", warmup=warmup)
     L = hmc[0]["hparams"]["num_leapfrog"]
     # a step costs L (the start gradient is carried over); the warm-up is a share of the steps
-    assert job.steps == 600 // L and job.eval_every == max(1, 30 // L)
-    assert job.hparams["adapt_steps"] == int(0.2 * job.steps)
+    assert job.spec.budget == 600 // L and job.spec.eval_every == max(1, 30 // L)
+    assert job.spec.hparams["adapt_steps"] == int(0.2 * job.spec.budget)
+    assert job.spec.grad_evals_per_step() == L
     (job, members), *_ = C.jobs_for("sgld", C.trials_for("sgld", tiny_task, 2), [0, 1], preset, "t")
-    assert job.steps == 600 and job.eval_every == 30
+    assert job.spec.budget == 600 and job.spec.eval_every == 30
     assert members == [(0, 0), (0, 1), (1, 0), (1, 1)]  # one chain per (trial, seed)
-    assert (
-        len(job.seeds) == 4
-        and len(job.hparams["step_size"]) in (1, 4)
-        or isinstance(job.hparams["step_size"], float)
-    )
+    assert job.spec.seeds == (0, 1, 0, 1) and job.spec.start == "init"
+    # one value per chain, written once where every chain shares it
+    chosen = [trial["hparams"]["step_size"] for trial in C.trials_for("sgld", tiny_task, 2)]
+    assert [row["step_size"] for row in job.spec.per_chain()] == [
+        chosen[0],
+        chosen[0],
+        chosen[1],
+        chosen[1],
+    ]
 
 
 def test_jobs_split_by_settings_that_cannot_vary_per_chain(tiny_task):
@@ -119,9 +110,9 @@ def test_jobs_split_by_settings_that_cannot_vary_per_chain(tiny_task):
         for L in (2, 2, 5)
     ]
     jobs = C.jobs_for("hmc", configs, [0, 1], preset, "tune")
-    assert [len(job.seeds) for job, _ in jobs] == [3, 1, 2]  # L=2: 4 chains in 3 + 1; L=5: 2
-    assert {job.hparams["num_leapfrog"] for job, _ in jobs} == {2, 5}
-    assert jobs[2][0].steps == preset.budget // 5  # L = 5 gradient evaluations a step
+    assert [job.spec.chains for job, _ in jobs] == [3, 1, 2]  # L=2: 4 chains in 3 + 1; L=5: 2
+    assert {job.spec.hparams["num_leapfrog"] for job, _ in jobs} == {2, 5}
+    assert jobs[2][0].spec.budget == preset.budget // 5  # L = 5 gradient evaluations a step
 
 
 # -- the whole protocol, in process -----------------------------------------------------------
@@ -151,9 +142,9 @@ def test_compare_records_everything_and_a_rerun_reuses_it(tmp_path, tiny_task):
                 {k: t[k] for k in ("search", "hparams", "prior_precision")} for t in entry.trials
             ]
             final = store.get_run(entry.final_runs[0]).result
-            assert final.seeds == [1000, 1001, 1002]  # fresh seeds, never used in tuning
+            assert final.spec.seeds == (1000, 1001, 1002)  # fresh seeds, never used in tuning
             evals = C.grad_evals_per_step(entry.sampler, entry.chosen["hparams"])
-            assert final.budget * evals <= 200 and final.grad_evals_per_step == evals
+            assert final.spec.budget * evals <= 200 and final.grad_evals_per_step == evals
         again: list[str] = []
         assert C.compare(tiny_task, names, preset, store, log=again.append) == key
         assert (store.count("runs"), store.count("chains")) == (runs, chains)
@@ -198,34 +189,19 @@ def _compare_cmd(store: Path, reports: Path) -> list[str]:
     ]
 
 
-def _finished(store: Path) -> dict[str, float]:
-    if not store.exists():
-        return {}
-    try:
-        with sqlite3.connect(store, timeout=5) as db:
-            return dict(db.execute("SELECT key, finished_at FROM runs"))
-    except sqlite3.OperationalError:  # not created yet
-        return {}
-
-
-def test_kill_9_mid_compare_then_rerun_loses_and_duplicates_nothing(tmp_path):
+def test_kill_9_mid_compare_then_rerun_loses_and_duplicates_nothing(
+    tmp_path, kill_9, finished_runs
+):
     store, reports = tmp_path / "store.sqlite", tmp_path / "reports"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
+    kill_9(
         _compare_cmd(store, reports),
+        ready=lambda: len(finished_runs(store)) >= 2,
         cwd=tmp_path,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        timeout=90,
     )
-    deadline = time.monotonic() + 90
-    while len(_finished(store)) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the compare finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    before = _finished(store)
+    before = finished_runs(store)
     assert 2 <= len(before) < 9  # killed mid-compare: some runs stored, not all
     assert not (reports / f"{TINY}.md").exists()
 
@@ -234,7 +210,7 @@ def test_kill_9_mid_compare_then_rerun_loses_and_duplicates_nothing(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "reused from the store" in done.stdout
-    after = _finished(store)
+    after = finished_runs(store)
     for key, finished_at in before.items():  # nothing lost, nothing recomputed
         assert after[key] == finished_at
     with Store(store) as s:

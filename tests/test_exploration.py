@@ -14,24 +14,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import tasks
 from bench import checkpoints
 from bench import compare as C
 from bench.jobs import Job, LocalExecutor, Runner
+from bench.spec import RunSpec
 from bench.store import Store
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_task():
-    return tasks.make("add_mod7_mlp", width=32, d_embed=16)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 CRITERION = checkpoints.Criterion(train_loss_ratio=0.2, val_acc_below=1.01, eval_every=5)
@@ -77,7 +66,7 @@ def test_every_sampler_starts_from_the_same_checkpoints(tmp_path, tiny_task):
         for entry in store.entries(key):
             for run_id in entry.final_runs:
                 result = store.get_run(run_id).result
-                assert result.seeds == [1000, 1001]
+                assert result.spec.seeds == (1000, 1001)
                 assert all(c.t_mem == 0 for c in result.chains)  # memorized from step 0
                 starts.add(run_id)
         assert store.count("checkpoints") == 4  # two tuning seeds, two fresh seeds
@@ -127,7 +116,11 @@ def test_hmc_temperatures_reach_the_posterior(tiny_task):
 
 
 def _jobs(n):
-    return [Job("sgd", {"step_size": 0.1 * (i + 1)}, 0.0, [0, 1], 30, 10, "t") for i in range(n)]
+    specs = [
+        RunSpec("sgd", {"step_size": 0.1 * (i + 1)}, seeds=[0, 1], budget=30, eval_every=10)
+        for i in range(n)
+    ]
+    return [Job(spec, "t") for spec in specs]
 
 
 def test_worker_processes_give_the_same_numbers(tmp_path, tiny_task):

@@ -21,6 +21,7 @@ from bench import markdown
 from bench.__main__ import main
 from bench.grokking import ChainResult
 from bench.run import RunResult
+from bench.spec import RunSpec
 from bench.store import Entry, Store
 
 GOLDEN = Path(__file__).parent / "golden" / "leaderboard.md"
@@ -159,14 +160,17 @@ HOST = {"code": "abc1234", "host": "a test CPU, 2 cores, Linux"}
 
 
 def _result(task, name, chosen, chains, per_step):
-    return RunResult(
-        task=task.name,
-        sampler=name,
-        hparams=chosen["hparams"],
+    spec = RunSpec(
+        name,
+        chosen["hparams"],
         prior_precision=chosen["prior_precision"],
         seeds=[c.seed for c in chains],
         budget=BUDGET // per_step,
         eval_every=EVERY // per_step,
+    )
+    return RunResult(
+        task=task.name,
+        spec=spec,
         batch_size=None,
         device="cpu (2 threads)",
         steps_run=BUDGET // per_step,

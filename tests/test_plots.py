@@ -19,6 +19,7 @@ import bench.plots as plots
 from bench.board import build_board
 from bench.grokking import ChainResult
 from bench.run import RunResult
+from bench.spec import RunSpec
 from bench.store import Entry, Store
 
 BUDGET, EVERY = 3000, 100  # gradient evaluations
@@ -73,16 +74,15 @@ def _curves(chains, per_step):
 
 
 def _result(name, chains, per_step):
-    fields = {f.name for f in dataclasses.fields(RunResult)}
-    extra = {"confirm": None} if "confirm" in fields else {}
-    return RunResult(
-        task="toy",
-        sampler=name,
-        hparams={},
-        prior_precision=0.0,
+    spec = RunSpec(
+        name,
         seeds=[c.seed for c in chains],
         budget=BUDGET // per_step,
         eval_every=max(1, EVERY // per_step),
+    )
+    return RunResult(
+        task="toy",
+        spec=spec,
         batch_size=None,
         device="cpu",
         steps_run=BUDGET // per_step,
@@ -92,7 +92,6 @@ def _result(name, chains, per_step):
         chains=chains,
         curves=_curves(chains, per_step),
         target=0.99,
-        **extra,
     )
 
 

@@ -27,7 +27,7 @@ import tasks
 from bench import board as boards
 from bench import compare as C
 from bench.__main__ import main
-from bench.jobs import Job, JobSettings, LocalExecutor, with_settings
+from bench.jobs import Job, LocalExecutor, Runner
 from bench.ray_executor import (
     FULL_GPU_CHAIN_PARAMS,
     GPU_SHARE_STEP,
@@ -36,30 +36,23 @@ from bench.ray_executor import (
     job_resources,
     visible_device,
 )
+from bench.spec import RunSpec
 from bench.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "add_mod7_mlp"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-def _job(chains: int, start: bool = False) -> Job:
-    return Job(
-        sampler="sgld",
-        hparams={},
-        prior_precision=0.0,
-        seeds=list(range(chains)),
-        steps=10,
+def _spec(chains: int, start: bool = False) -> RunSpec:
+    return RunSpec(
+        "sgld",
+        seeds=range(chains),
+        budget=10,
         eval_every=5,
-        label="t",
-        start=[f"k{c}" for c in range(chains)] if start else [],
+        start=[f"k{c}" for c in range(chains)] if start else "init",
     )
 
 
@@ -81,14 +74,14 @@ def test_gpu_share_grows_with_chains_times_params_in_eighths():
         gpu_share(0, mlp)
 
 
-def test_job_resources_follow_the_device_string_and_the_job():
+def test_job_resources_follow_the_device_string_and_the_spec():
     task = tasks.make("add_mod113")
-    args = (task, _job(16), None, "cpu")
+    args = (task, _spec(16), None, "cpu")
     assert job_resources(args, "cpu") == {"num_cpus": 1}
     assert job_resources(args, "cuda") == {"num_cpus": 1, "num_gpus": 0.25}
     assert job_resources(args, "cuda:1") == {"num_cpus": 1, "num_gpus": 0.25}
     # from memorized checkpoints the chains are the starts
-    assert job_resources((task, _job(64, start=True), None, "cuda"), "cuda")["num_gpus"] == 0.875
+    assert job_resources((task, _spec(64, start=True), None, "cuda"), "cuda")["num_gpus"] == 0.875
     assert job_resources(args, "cuda", gpu_per_job=0.5)["num_gpus"] == 0.5
     assert job_resources(("no job here",), "cuda")["num_gpus"] == 1.0
 
@@ -105,26 +98,26 @@ class Arrived(Exception):
     pass
 
 
-def test_job_settings_reach_train_in_every_executor(monkeypatch):
+def test_the_runner_runs_every_job_with_its_executor_s_settings(monkeypatch, tmp_path):
     seen = []
 
-    def fake_run(*args, **kwargs):
-        seen.append((kwargs["threads"], kwargs["compile"], torch.get_num_threads()))
+    def fake_run(task, spec, **kwargs):
+        seen.append((spec, kwargs["threads"], kwargs["compile"], kwargs["progress"]))
         raise Arrived  # enough: the settings arrived
 
     import bench.jobs as jobs
 
     monkeypatch.setattr(jobs, "run", fake_run)
-    job = _job(1)
-    for settings in (JobSettings(), JobSettings(threads=2, compile=True)):
-        with pytest.raises(Arrived):
-            with_settings(settings, jobs.train, None, job, None, "cpu")
-    with pytest.raises(Arrived):
-        jobs.train(None, job, None, "cpu")  # no executor: the defaults
-    assert seen == [(1, False, 1), (2, True, 1), (1, False, 1)]
-    with LocalExecutor(1, threads=3, compile=True) as ex, pytest.raises(Arrived):
-        ex.submit(jobs.train, None, job, None, "cpu").result()
-    assert seen[-1][:2] == (3, True)
+    task = tasks.make(TINY, width=8, d_embed=4)
+    job = Job(_spec(1), "t")
+    with Store(tmp_path / "s.sqlite") as store:
+        for executor, settings in (
+            (None, (1, False)),  # no executor: one thread of this process, the defaults
+            (LocalExecutor(1, threads=3, compile=True), (3, True)),
+        ):
+            with pytest.raises(Arrived):
+                Runner(task, store, executor=executor, log=lambda line: None).run_all([job])
+            assert seen[-1] == (job.spec, *settings, False)
 
 
 # -- refusals, with or without Ray -------------------------------------------------------------
@@ -204,16 +197,16 @@ def test_cli_compare_with_the_ray_executor_matches_the_local_one(tmp_path, clust
 def test_gpu_jobs_get_their_share_and_see_their_device_as_cuda(cluster):
     import ray
 
-    def where(task, job, theta0, device):  # what train would be given, and the share held
+    def where(task, spec, theta0, device):  # what run would be given, and the share held
         assigned = ray.get_runtime_context().get_assigned_resources()
         return device, assigned.get("GPU"), os.environ.get("CUDA_VISIBLE_DEVICES")
 
     gpu = RayExecutor(device="cuda:1", log=lambda line: None)  # joins the fixture's Ray
     assert gpu.workers == 2  # eight shares of the one GPU, but two CPUs
     task = tasks.make("add_mod113")
-    device, share, visible = gpu.submit(where, task, _job(16), None, "cuda:1").result(60)
+    device, share, visible = gpu.submit(where, task, _spec(16), None, "cuda:1").result(60)
     assert (device, share, visible) == ("cuda", 0.25, "0")
-    device, share, _ = cluster.submit(where, task, _job(16), None, "cpu").result(60)
+    device, share, _ = cluster.submit(where, task, _spec(16), None, "cpu").result(60)
     assert (device, share) == ("cpu", None)  # a CPU job holds no GPU
     gpu.shutdown()
     assert ray.is_initialized()  # the connection it found stays open
@@ -273,37 +266,23 @@ def _without_clocks(page: str) -> list[str]:
     return [line for line in page.splitlines() if not line.startswith(header)]
 
 
-def _finished(store: Path) -> dict[str, float]:
-    if not store.exists():
-        return {}
-    try:
-        with sqlite3.connect(store, timeout=5) as db:
-            return dict(db.execute("SELECT key, finished_at FROM runs"))
-    except sqlite3.OperationalError:
-        return {}
-
-
 @pytest.mark.slow
-def test_kill_9_of_the_ray_driver_then_rerun_loses_and_duplicates_nothing(tmp_path):
+def test_kill_9_of_the_ray_driver_then_rerun_loses_and_duplicates_nothing(
+    tmp_path, kill_9, finished_runs
+):
     pytest.importorskip("ray")
     store, reports = tmp_path / "store.sqlite", tmp_path / "reports"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     extra = ["--samplers", "adamw,sgd,sgld,sghmc", "--budget", "300", "--eval-every", "20"]
     extra += ["--trials", "2", "--seeds", "3", "--executor", "ray"]
-    proc = subprocess.Popen(
+    kill_9(
         _cli_compare(store, reports, *extra),
+        ready=lambda: len(finished_runs(store)) >= 2,
         cwd=tmp_path,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        timeout=240,
     )
-    deadline = time.monotonic() + 240
-    while len(_finished(store)) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the compare finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = _finished(store)
+    before = finished_runs(store)
     assert 2 <= len(before) < 9  # killed mid-compare: some runs stored, not all
     assert not (reports / f"{TINY}.md").exists()
 
@@ -312,7 +291,7 @@ def test_kill_9_of_the_ray_driver_then_rerun_loses_and_duplicates_nothing(tmp_pa
     )
     assert done.returncode == 0, done.stderr
     assert "reused from the store" in done.stdout
-    after = _finished(store)
+    after = finished_runs(store)
     for key, finished_at in before.items():  # nothing lost, nothing recomputed
         assert after[key] == finished_at
     with Store(store) as s:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import pickle
 
 import pytest
 import torch
 
+import samplers
 import tasks
 from bench.run import run
+from bench.spec import RunSpec
 
 ADAMW = dict(step_size=1e-2, weight_decay=1.0, betas=(0.9, 0.98))
 
@@ -28,7 +33,9 @@ def test_records_memorisation_and_generalisation():
     light = tasks.make("add_mod31_quadratic")  # memorizes at ~20 AdamW steps, groks at ~230
     hparams = {k: v for k, v in light.reference.items() if k != "sampler"}
     result = run(
-        light, "adamw", hparams, seeds=2, budget=3000, eval_every=10, progress=False, confirm=0
+        light,
+        RunSpec("adamw", hparams, seeds=range(2), budget=3000, eval_every=10, confirm=0),
+        progress=False,
     )
     assert result.steps_run < 3000 and len(result.chains) == 2
     for chain in result.chains:
@@ -55,7 +62,9 @@ def test_records_memorisation_and_generalisation():
 
 
 def test_unreached_targets_are_censored_not_counted_as_the_budget(small):
-    result = run(small, "adamw", ADAMW, seeds=2, budget=3, eval_every=1, progress=False)
+    result = run(
+        small, RunSpec("adamw", ADAMW, seeds=range(2), budget=3, eval_every=1), progress=False
+    )
     for chain in result.chains:
         assert chain.t_grok is None and chain.t_grok_grad_evals is None
         assert chain.t_grok_seconds is None and not chain.grokked
@@ -64,23 +73,11 @@ def test_unreached_targets_are_censored_not_counted_as_the_budget(small):
 
 def test_chains_in_one_run_match_separate_runs(small):
     together = run(
-        small,
-        "adamw",
-        ADAMW,
-        seeds=[3, 4, 5],
-        budget=120,
-        eval_every=10,
-        progress=False,
+        small, RunSpec("adamw", ADAMW, seeds=[3, 4, 5], budget=120, eval_every=10), progress=False
     )
     for c, seed in enumerate([3, 4, 5]):
         alone = run(
-            small,
-            "adamw",
-            ADAMW,
-            seeds=[seed],
-            budget=120,
-            eval_every=10,
-            progress=False,
+            small, RunSpec("adamw", ADAMW, seeds=[seed], budget=120, eval_every=10), progress=False
         )
         assert outcome(together.chains[c]) == outcome(alone.chains[0])
         # float32 sums in a batched matmul of another batch size round differently: 120 steps
@@ -92,28 +89,30 @@ def test_chains_in_one_run_match_separate_runs(small):
 def test_a_grid_of_hyperparameters_runs_as_one_job(small):
     grid = run(
         small,
-        "sgld",
-        {"step_size": [1e-2, 3e-2], "temperature": [0.0, 1e-6]},
-        seeds=[0, 0],
-        budget=20,
-        eval_every=10,
+        RunSpec(
+            "sgld",
+            {"step_size": [0.01, 0.03], "temperature": [0.0, 1e-06]},
+            seeds=[0, 0],
+            budget=20,
+            eval_every=10,
+        ),
         progress=False,
     )
     assert [c.hparams["step_size"] for c in grid.chains] == [1e-2, 3e-2]
     assert [c.hparams["temperature"] for c in grid.chains] == [0.0, 1e-6]
     with pytest.raises(ValueError, match="one value per chain"):
-        run(small, "sgld", {"step_size": [1e-2, 3e-2, 1e-1]}, seeds=2, budget=2, progress=False)
+        run(
+            small,
+            RunSpec("sgld", {"step_size": [0.01, 0.03, 0.1]}, seeds=range(2), budget=2),
+            progress=False,
+        )
 
 
 def test_a_diverging_chain_is_marked_frozen_and_reported(small):
     """SGD with a huge step on chain 1 overflows; chain 0 must carry on untouched."""
     result = run(
         small,
-        "sgd",
-        {"step_size": [1e-2, 1e30]},
-        seeds=[0, 0],
-        budget=30,
-        eval_every=5,
+        RunSpec("sgd", {"step_size": [0.01, 1e30]}, seeds=[0, 0], budget=30, eval_every=5),
         progress=False,
     )
     good, bad = result.chains
@@ -123,7 +122,9 @@ def test_a_diverging_chain_is_marked_frozen_and_reported(small):
     assert len({r["dist_init"] for r in rows}) == 1  # frozen where it stood ...
     assert torch.isfinite(result.theta[1]).all()  # ... at its last finite position
     alone = run(
-        small, "sgd", {"step_size": 1e-2}, seeds=[0], budget=30, eval_every=5, progress=False
+        small,
+        RunSpec("sgd", {"step_size": 0.01}, seeds=[0], budget=30, eval_every=5),
+        progress=False,
     )
     assert good.final == pytest.approx(alone.chains[0].final, rel=1e-5, nan_ok=True)
 
@@ -132,16 +133,11 @@ def test_start_from_a_given_theta(small):
     """Ten steps then ten more from where they ended equals twenty steps (gradient descent)."""
 
     def descend(steps, theta0=None):
-        return run(
-            small,
-            "sgd",
-            {"step_size": 0.05},
-            seeds=2,
-            budget=steps,
-            eval_every=steps,
-            progress=False,
-            theta0=theta0,
+        start = "init" if theta0 is None else ["after-10-steps"] * 2  # the start, named
+        spec = RunSpec(
+            "sgd", {"step_size": 0.05}, seeds=[0, 1], budget=steps, eval_every=steps, start=start
         )
+        return run(small, spec, progress=False, theta0=theta0)
 
     first = descend(10)
     second = descend(10, theta0=first.theta)
@@ -152,12 +148,14 @@ def test_start_from_a_given_theta(small):
 def test_hmc_always_gets_the_full_training_set(small):
     result = run(
         small,
-        "hmc",
-        dict(step_size=1e-3, num_leapfrog=3, temperature=1e-4),
-        seeds=1,
-        budget=4,
-        eval_every=2,
-        batch_size=8,
+        RunSpec(
+            "hmc",
+            dict(step_size=0.001, num_leapfrog=3, temperature=0.0001),
+            seeds=range(1),
+            budget=4,
+            eval_every=2,
+            batch_size=8,
+        ),
         progress=False,
     )
     assert result.batch_size is None
@@ -169,14 +167,16 @@ def test_minibatches_are_shared_and_seeded(small):
     def sgd_on_minibatches(data_seed):
         return run(
             small,
-            "sgd",
-            {"step_size": 0.05},
-            seeds=1,
-            budget=10,
-            eval_every=10,
-            batch_size=8,
+            RunSpec(
+                "sgd",
+                {"step_size": 0.05},
+                seeds=range(1),
+                budget=10,
+                eval_every=10,
+                batch_size=8,
+                data_seed=data_seed,
+            ),
             progress=False,
-            data_seed=data_seed,
         )
 
     a, b, c = sgd_on_minibatches(1), sgd_on_minibatches(1), sgd_on_minibatches(2)
@@ -186,11 +186,13 @@ def test_minibatches_are_shared_and_seeded(small):
 def test_a_gaussian_target_runs_for_its_budget():
     result = run(
         tasks.make("gaussian_illcond"),
-        "sgld",
-        {"step_size": 1e-3, "temperature": 1.0},
-        seeds=3,
-        budget=50,
-        eval_every=10,
+        RunSpec(
+            "sgld",
+            {"step_size": 0.001, "temperature": 1.0},
+            seeds=range(3),
+            budget=50,
+            eval_every=10,
+        ),
         progress=False,
     )
     assert result.steps_run == 50
@@ -200,9 +202,9 @@ def test_a_gaussian_target_runs_for_its_budget():
 
 def test_bad_arguments(small):
     with pytest.raises(ValueError, match="budget"):
-        run(small, "adamw", ADAMW, seeds=1, budget=0, progress=False)
+        run(small, RunSpec("adamw", ADAMW, seeds=range(1), budget=0), progress=False)
     with pytest.raises(ValueError, match="at least one chain"):
-        run(small, "adamw", ADAMW, seeds=[], budget=5, progress=False)
+        run(small, RunSpec("adamw", ADAMW, seeds=[], budget=5), progress=False)
 
 
 class ScriptedTask:
@@ -258,9 +260,11 @@ HOLD_THEN_COLLAPSE = [0, 1, 1, 1, 1, 1, 0.2, 0.2]  # holds 10-50, then collapses
 def test_touch_then_fall_back_is_not_grokking():
     """The default window is the rest of the run: only a stretch that holds to the end counts."""
     task = ScriptedTask([TOUCH_THEN_HOLD, HOLD_THEN_COLLAPSE])
-    result = run(task, "sgd", {"step_size": 0.1}, seeds=2, eval_every=10, progress=False)
+    result = run(
+        task, RunSpec("sgd", {"step_size": 0.1}, seeds=range(2), eval_every=10), progress=False
+    )
     hold, collapse = result.chains
-    assert result.steps_run == 70 and result.confirm is None
+    assert result.steps_run == 70 and result.spec.confirm is None
     assert (hold.t_touch, hold.t_grok, hold.generalized) == (20, 50, True)
     assert hold.t_grok_grad_evals == 50 and hold.t_touch_grad_evals == 20
     assert (collapse.t_touch, collapse.t_grok, collapse.generalized) == (10, None, False)
@@ -270,7 +274,9 @@ def test_touch_then_fall_back_is_not_grokking():
 def test_a_finite_window_confirms_refutes_and_stops_when_all_confirmed():
     task = ScriptedTask([TOUCH_THEN_HOLD, HOLD_THEN_COLLAPSE])
     result = run(
-        task, "sgd", {"step_size": 0.1}, seeds=2, eval_every=10, progress=False, confirm=20
+        task,
+        RunSpec("sgd", {"step_size": 0.1}, seeds=range(2), eval_every=10, confirm=20),
+        progress=False,
     )
     hold, collapse = result.chains
     # 20-30 held only 10 steps (refuted at 40); 50-70 held 20: confirmed at 70, from 50
@@ -279,18 +285,103 @@ def test_a_finite_window_confirms_refutes_and_stops_when_all_confirmed():
     assert collapse.t_grok == 10 and result.steps_run == 70
     first_touch = run(
         ScriptedTask([TOUCH_THEN_HOLD, HOLD_THEN_COLLAPSE]),
-        "sgd",
-        {"step_size": 0.1},
-        seeds=2,
-        eval_every=10,
+        RunSpec("sgd", {"step_size": 0.1}, seeds=range(2), eval_every=10, confirm=0),
         progress=False,
-        confirm=0,
     )
     assert [c.t_grok for c in first_touch.chains] == [20, 10] and first_touch.steps_run == 20
 
 
 def test_bad_windows_and_evaluation_intervals_are_refused():
-    task = ScriptedTask([TOUCH_THEN_HOLD])
     for kwargs in ({"confirm": -1}, {"eval_every": 0}, {"eval_every": -3}):
         with pytest.raises(ValueError, match="confirm|eval_every"):
-            run(task, "sgd", {"step_size": 0.1}, seeds=1, progress=False, **kwargs)
+            RunSpec("sgd", {"step_size": 0.1}, **kwargs)
+
+
+# -- the spec: one definition of a run ---------------------------------------------------------
+def test_per_chain_values_are_read_from_the_samplers_declarations():
+    """A list is one value per chain, except for a pair (AdamW's betas), where a pair of numbers
+    is shared and a list of pairs is per chain; defaults fill what the spec leaves out."""
+    shared = RunSpec("adamw", {"step_size": [0.1, 0.2], "betas": [0.9, 0.98]}, seeds=[0, 1])
+    rows = shared.per_chain()
+    assert [r["step_size"] for r in rows] == [0.1, 0.2]
+    assert [r["betas"] for r in rows] == [[0.9, 0.98], [0.9, 0.98]]
+    assert rows[0]["weight_decay"] == 1.0 and rows[0]["prior_precision"] == 0.0  # defaults
+    kwargs = shared.sampler_hparams()
+    assert kwargs["betas"] == (0.9, 0.98)
+    torch.testing.assert_close(kwargs["step_size"], torch.tensor([0.1, 0.2], dtype=torch.float64))
+    varying = RunSpec("adamw", {"betas": [[0.9, 0.98], [0.8, 0.9]]}, seeds=[0, 1])
+    assert [r["betas"] for r in varying.per_chain()] == [[0.9, 0.98], [0.8, 0.9]]
+    first, second = varying.sampler_hparams()["betas"]
+    assert first.tolist() == [0.9, 0.8] and second.tolist() == [0.98, 0.9]
+    grid = RunSpec("hmc", {"num_leapfrog": 3}, prior_precision=[1e-4, 1e-3], seeds=[0, 0])
+    assert grid.grad_evals_per_step() == 3
+    assert [r["prior_precision"] for r in grid.per_chain()] == [1e-4, 1e-3]
+    assert grid.prior().dtype == torch.float64 and grid.prior().tolist() == [1e-4, 1e-3]
+    with pytest.raises(samplers.HyperparameterError, match="same for every chain"):
+        RunSpec("hmc", {"num_leapfrog": [3, 4]}, seeds=[0, 1]).sampler_hparams()
+    with pytest.raises(ValueError, match="one value per chain"):
+        RunSpec("adamw", {"betas": [[0.9, 0.98]] * 3}, seeds=[0, 1]).per_chain()
+    with pytest.raises(samplers.HyperparameterError, match="unknown hyperparameter"):
+        RunSpec("sgd", {"temperature": 1.0}).sampler_hparams()
+
+
+def test_a_chain_records_what_the_sampler_ran(small):
+    """The per-chain dicts a result keeps are the spec's per-chain expansion, the values the
+    sampler was made with (all of its hyperparameters, defaults included)."""
+    spec = RunSpec("adamw", {"step_size": [0.01, 0.02]}, seeds=[0, 1], budget=2, eval_every=1)
+    result = run(small, spec, progress=False)
+    assert [c.hparams for c in result.chains] == spec.per_chain()
+    made = samplers.make("adamw", **spec.sampler_hparams())
+    assert set(result.chains[0].hparams) == {*made.hparams, "prior_precision"}
+
+
+def test_a_spec_is_frozen_and_round_trips_through_json(small):
+    spec = RunSpec(
+        "adamw",
+        {"step_size": [0.01, 0.02], "betas": [0.9, 0.98]},
+        prior_precision=[0.0, 1e-4],
+        seeds=[3, 4],
+        budget=10,
+        eval_every=5,
+        confirm=5,
+        start=["a", "b"],
+        data_seed=2,
+    )
+    with pytest.raises(AttributeError):
+        spec.budget = 3
+    with pytest.raises(TypeError):
+        spec.hparams["step_size"] = 1.0
+    text = json.dumps(spec.to_dict())
+    back = RunSpec.from_dict(json.loads(text))
+    assert back == spec and back.key(small) == spec.key(small) and hash(back) == hash(spec)
+    assert pickle.loads(pickle.dumps(spec)) == spec  # to worker processes and Ray
+    assert spec.key(small) != dataclasses.replace(spec, data_seed=3).key(small)
+    with pytest.raises(ValueError, match="not fields"):
+        RunSpec.from_dict({**spec.to_dict(), "steps": 3})
+
+
+def test_a_result_carries_its_spec_through_the_store(small, tmp_path):
+    from bench.store import Store
+
+    spec = RunSpec("sgd", {"step_size": [0.05, 0.1]}, seeds=[0, 1], budget=4, eval_every=2)
+    result = run(small, spec, progress=False)
+    assert result.spec == spec.resolve(small) and result.spec.key(small) == spec.key(small)
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put_run(spec.key(small), result, task_config=small.config, seconds_wall=1.0)
+        back = store.get_run(spec.key(small)).result
+    assert back.spec == result.spec and back.spec.key(small) == spec.key(small)
+    assert back.to_dict() == json.loads(json.dumps(result.to_dict()))
+
+
+def test_the_start_and_the_positions_go_together(small):
+    theta = small.init(0, 2)
+    with pytest.raises(ValueError, match="give their positions as theta0"):
+        run(small, RunSpec("sgd", seeds=[0, 1], budget=1, start=["a", "b"]), progress=False)
+    with pytest.raises(ValueError, match="only of one"):
+        run(small, RunSpec("sgd", seeds=[0, 1], budget=1), theta0=theta, progress=False)
+    with pytest.raises(ValueError, match="one per chain"):
+        RunSpec("sgd", seeds=[0, 1], start=["a"])
+    with pytest.raises(ValueError, match="3 seeds for a theta0 with 2 chains"):
+        run(small, RunSpec("sgd", seeds=[0, 1, 2], start=["a", "b", "c"], budget=1), theta0=theta)
+    with pytest.raises(ValueError, match="one checkpoint key per chain"):
+        RunSpec("sgd", start="memorized")

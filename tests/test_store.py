@@ -3,44 +3,42 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
+import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 import tasks
-from bench import keys
-from bench.keys import run_key
+from bench import board as boards
+from bench import checkpoints, keys, markdown
+from bench import compare as C
+from bench.jobs import Runner
 from bench.run import run
+from bench.spec import RunSpec
 from bench.store import Store, StoreError
+
+GOLDEN = Path(__file__).parent / "golden"
 
 
 @pytest.fixture(scope="module")
 def tiny():
     task = tasks.make("add_mod7_mlp", width=16, d_embed=8)
-    result = run(
-        task,
+    spec = RunSpec(
         "sgld",
         {"step_size": [0.1, 0.3]},
+        prior_precision=0.01,
         seeds=[0, 1],
         budget=20,
         eval_every=5,
-        prior_precision=0.01,
-        progress=False,
     )
-    return task, result
+    return task, run(task, spec, progress=False)
 
 
 def key_of(task, result):
-    return run_key(
-        task,
-        result.sampler,
-        result.hparams,
-        prior_precision=result.prior_precision,
-        seeds=result.seeds,
-        budget=result.budget,
-        eval_every=result.eval_every,
-    )
+    return result.spec.key(task)
 
 
 def test_round_trip(tmp_path, tiny):
@@ -53,7 +51,7 @@ def test_round_trip(tmp_path, tiny):
     assert record.code_version == "abc" and record.seconds_wall == 1.5
     back = record.result
     assert same(back.chains, result.chains)  # NaN (dist_mem before t_mem) equals NaN here
-    assert back.hparams == result.hparams and back.seeds == result.seeds
+    assert back.spec == result.spec
     assert same(back.curves, result.curves)
 
 
@@ -79,25 +77,115 @@ def test_no_duplicates(tmp_path, tiny):
 
 def test_key_depends_on_what_determines_the_numbers(tiny):
     task, result = tiny
-    base = dict(prior_precision=0.01, seeds=[0, 1], budget=20, eval_every=5)
-    key = run_key(task, "sgld", {"step_size": 0.1}, **base)
-    assert key == run_key(task, "sgld", {"step_size": 0.1}, **base)
-    assert key != run_key(task, "sgld", {"step_size": 0.2}, **base)
-    assert key != run_key(task, "sgd", {"step_size": 0.1}, **base)
-    assert key != run_key(task, "sgld", {"step_size": 0.1}, **{**base, "seeds": [0, 2]})
-    assert key != run_key(task, "sgld", {"step_size": 0.1}, **{**base, "budget": 21})
+    base = RunSpec("sgld", {"step_size": 0.1}, prior_precision=0.01, seeds=[0, 1], budget=20)
+    key = base.key(task)
+    assert key == RunSpec.from_dict(base.to_dict()).key(task)
+    for change in (
+        {"hparams": {"step_size": 0.2}},
+        {"sampler": "sgd"},
+        {"seeds": [0, 2]},
+        {"budget": 21},
+        {"eval_every": 5},
+        {"prior_precision": 0.02},
+        {"batch_size": 8},
+        {"confirm": 10},
+        {"data_seed": 1},
+        {"start": ["a", "b"]},
+    ):
+        assert key != dataclasses.replace(base, **change).key(task), change
+    # the task's defaults resolved: the same numbers, the same key
+    assert key == dataclasses.replace(base, eval_every=1).key(task)  # 20 // 200, at least 1
     other = tasks.make("add_mod7_mlp", width=17, d_embed=8)
-    assert key != run_key(other, "sgld", {"step_size": 0.1}, **base)
+    assert key != base.key(other)
 
 
 def test_key_changes_with_the_numerics_version_only(tiny, monkeypatch):
     task, _ = tiny
-    args = dict(prior_precision=0.0, seeds=[0], budget=5, eval_every=1)
-    key = run_key(task, "sgd", {}, **args)
+    spec = RunSpec("sgd", seeds=[0], budget=5, eval_every=1)
+    key = spec.key(task)
     monkeypatch.setattr(keys, "code_version", lambda: "another-commit")
-    assert run_key(task, "sgd", {}, **args) == key
-    monkeypatch.setattr(keys, "NUMERICS_VERSION", "999")
-    assert run_key(task, "sgd", {}, **args) != key
+    assert spec.key(task) == key
+    monkeypatch.setattr("bench.spec.NUMERICS_VERSION", "999")
+    assert spec.key(task) != key
+
+
+# -- a store written before RunSpec ------------------------------------------------------------
+def _golden_recipe():
+    """tests/golden/store_v3.py: how the committed store was made (its task, samplers, preset)."""
+    spec = importlib.util.spec_from_file_location("store_v3", GOLDEN / "store_v3.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_store_written_before_runspec_keeps_every_run(tmp_path):
+    """Every run of the committed store is found under the key today's code computes for the
+    job that made it, loads with its spec, and a rerun of the same comparisons trains nothing."""
+    recipe = _golden_recipe()
+    path = tmp_path / "store_v3.sqlite"
+    shutil.copy(GOLDEN / "store_v3.sqlite", path)
+    task = tasks.make(
+        recipe.TASK["name"], width=recipe.TASK["width"], d_embed=recipe.TASK["d_embed"]
+    )
+    preset = dataclasses.replace(C.PRESETS["smoke"], **recipe.PRESET).resolve(task)
+    tune_seeds = list(range(preset.tune_seeds))
+    fresh = list(range(C.FRESH_SEED, C.FRESH_SEED + preset.seeds))
+    with Store(path) as store:
+        stored = set(store.run_keys())
+        compares = store.compares(task.name)
+        assert sorted(c.protocol["start"] for c in compares) == ["init", "memorized"]
+        computed = {}
+        for compare in compares:
+            starts = None
+            if compare.protocol["start"] == "memorized":
+                starts = {
+                    s: checkpoints.checkpoint_key(task, s, preset.memorized)
+                    for s in tune_seeds + fresh
+                }
+                assert all(store.get_checkpoint(k) is not None for k in starts.values())
+            for entry in store.entries(compare.key):
+                warmup = C.search_space(entry.sampler).warmup if entry.role == "tuned" else None
+                tuning = []
+                if entry.role == "tuned":
+                    configs = C.trials_for(entry.sampler, task, preset.trials)
+                    tuning = C.jobs_for(
+                        entry.sampler,
+                        configs,
+                        tune_seeds,
+                        preset,
+                        "tune",
+                        starts=starts,
+                        warmup=warmup,
+                    )
+                finals = C.jobs_for(
+                    entry.sampler,
+                    [entry.chosen],
+                    fresh,
+                    preset,
+                    "final",
+                    starts=starts,
+                    warmup=warmup,
+                )
+                assert [j.key(task) for j, _ in tuning] == entry.tuning_runs
+                assert [j.key(task) for j, _ in finals] == entry.final_runs
+                computed.update({j.key(task): j for j, _ in [*tuning, *finals]})
+        assert set(computed) == stored and len(stored) == 12
+        for key, job in computed.items():
+            # the stored result's spec is the job's, but for its start, not recorded then
+            assert store.get_run(key).result.spec == dataclasses.replace(job.spec, start=None)
+        runner = Runner(task, store, log=lambda line: None)
+        runner.run_all(list(computed.values()))  # no start needed: nothing is trained
+        assert (runner.ran, runner.reused) == (0, 12)
+        lines: list[str] = []
+        for start in ("memorized", "init"):
+            C.compare(task, recipe.SAMPLERS, preset, store, start=start, log=lines.append)
+        assert [line.strip() for line in lines if "runs trained" in line] == [
+            "0 runs trained, 6 reused from the store"
+        ] * 2
+        assert store.count("runs") == 12
+        pages = [boards.build_board(store, c) for c in store.compares(task.name)]
+        text = markdown.render_page(pages, {})
+    assert all(f"`{name}`" in text for name in recipe.SAMPLERS)
 
 
 def test_a_failed_transaction_leaves_nothing(tmp_path, tiny):

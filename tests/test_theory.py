@@ -114,13 +114,13 @@ def test_every_preset_plans_its_claims_on_its_task_without_training():
     planned = claims.plan(claims.CLAIMS, TINY, task, fake)
     by_claim = {c: [p for p in planned if p.claim == c] for c in claims.CLAIMS}
     assert {p.arm for p in planned} == {"full", "minibatch"}
-    assert {p.job.batch_size for p in planned} == {None, 8}
+    assert {p.job.spec.batch_size for p in planned} == {None, 8}
     # a ladder (or a factorial) is one job per arm and sampler, one value per chain
     (tmem, _) = by_claim["tgrok_tmem2"]
-    assert tmem.job.hparams["step_size"] == [0.3, 0.3, 1.0, 1.0]
+    assert list(tmem.job.spec.hparams["step_size"]) == [0.3, 0.3, 1.0, 1.0]
     assert len(by_claim["eyring"]) == 4  # sgld, sghmc x two arms
     (decay, _) = by_claim["weight_decay"]
-    assert len(decay.job.seeds) == 2 * 2 * 2 and len(decay.job.prior_precision) == 8
+    assert decay.job.spec.chains == 2 * 2 * 2 and len(decay.job.spec.prior_precision) == 8
     assert len(by_claim["fraction"]) == 2 * len(TINY.settings("fraction").fractions)
     assert len({p.key for p in planned}) == len(planned)
 
@@ -168,7 +168,8 @@ def test_a_fraction_whose_chains_all_diverged_reads_as_a_dash_beside_the_others(
             SimpleNamespace(diverged=diverged, t_grok=t, censored_at=100, generalized=False)
             for t in (40, 60, 80)
         ]
-        result = SimpleNamespace(chains=chains, eval_every=5, confirm=20, batch_size=None)
+        spec = SimpleNamespace(eval_every=5, confirm=20)
+        result = SimpleNamespace(chains=chains, spec=spec, batch_size=None)
         task = SimpleNamespace(batch=lambda: (None, [0] * int(49 * frac)))
         planned = SimpleNamespace(arm="full", meta={"fraction": frac}, task=task, key=str(frac))
         return Chains(planned, SimpleNamespace(result=result))

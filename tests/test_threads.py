@@ -13,6 +13,7 @@ import torch
 import tasks
 from bench.__main__ import main
 from bench.run import cpu_threads, run
+from bench.spec import RunSpec
 
 TINY = "add_mod7_mlp"
 
@@ -37,7 +38,9 @@ def _threads_seen(task, **kwargs) -> tuple[set[int], object]:
     def look(step, metrics, theta):
         seen.add(torch.get_num_threads())
 
-    result = run(task, "adamw", seeds=2, budget=20, eval_every=10, on_eval=look, **kwargs)
+    result = run(
+        task, RunSpec("adamw", seeds=range(2), budget=20, eval_every=10), on_eval=look, **kwargs
+    )
     return seen, result
 
 
@@ -48,7 +51,7 @@ def test_run_is_single_threaded_on_a_cpu_by_default_and_restores_the_setting(tin
     seen, result = _threads_seen(tiny, device="cpu", threads=None)  # leave torch's setting
     assert seen == {2} and result.device == "cpu (2 threads)"
     with pytest.raises(ValueError, match="threads must be at least 1"):
-        run(tiny, "adamw", budget=1, threads=0)
+        run(tiny, RunSpec("adamw", budget=1), threads=0)
     assert torch.get_num_threads() == 2
 
 
@@ -91,10 +94,10 @@ def _numbers(result) -> str:
 def test_compile_keeps_the_trajectory_and_reports_its_time_apart(
     tiny, eager_backend, sampler, batch_size
 ):
-    kwargs = dict(seeds=2, budget=30, eval_every=10, batch_size=batch_size, device="cpu")
     hparams = {"step_size": 1e-3, "num_leapfrog": 3} if sampler == "hmc" else {}
-    eager = run(tiny, sampler, hparams, **kwargs)
-    compiled = run(tiny, sampler, hparams, compile=True, **kwargs)
+    spec = RunSpec(sampler, hparams, seeds=[0, 1], budget=30, eval_every=10, batch_size=batch_size)
+    eager = run(tiny, spec, device="cpu")
+    compiled = run(tiny, spec, compile=True, device="cpu")
     assert eager.seconds_compile is None
     assert compiled.seconds_compile > 0
     assert _numbers(compiled) == _numbers(eager)
@@ -102,7 +105,9 @@ def test_compile_keeps_the_trajectory_and_reports_its_time_apart(
 
 def test_compile_leaves_a_fused_gradient_alone():
     task = tasks.make("gaussian_corr")
-    result = run(task, "sgld", {"step_size": 0.1, "temperature": 1.0}, budget=5, compile=True)
+    result = run(
+        task, RunSpec("sgld", {"step_size": 0.1, "temperature": 1.0}, budget=5), compile=True
+    )
     assert result.seconds_compile == 0.0
 
 
@@ -113,7 +118,7 @@ def test_compile_through_the_job_settings_of_an_executor(tmp_path, tiny, eager_b
 
     args = build_parser().parse_args(["compare", "--task", TINY, "--compile", "--workers", "1"])
     lines: list[str] = []
-    job = Job("sgd", {}, 0.0, [0], steps=10, eval_every=5, label="t")
+    job = Job(RunSpec("sgd", seeds=[0], budget=10, eval_every=5), "t")
     with make_executor(args, "cpu", 1, print) as executor, Store(tmp_path / "s.sqlite") as store:
         assert executor.settings.compile and executor.settings.threads == 1
         ((_, result),) = Runner(tiny, store, executor=executor, log=lines.append).run_all([job])
@@ -131,8 +136,8 @@ def test_inductor_compile_gives_the_eager_gradients_to_rounding(tiny):
     _, eager = value_and_grad(potential, theta, tiny.train)
     _, compiled = value_and_grad(torch.compile(potential), theta, tiny.train)
     assert torch.allclose(eager, compiled, rtol=1e-4, atol=1e-6)
-    kwargs = dict(seeds=2, budget=100, eval_every=10, device="cpu")
-    a = run(tiny, "adamw", **kwargs)
-    b = run(tiny, "adamw", compile=True, **kwargs)
+    spec = RunSpec("adamw", seeds=[0, 1], budget=100, eval_every=10)
+    a = run(tiny, spec, device="cpu")
+    b = run(tiny, spec, compile=True, device="cpu")
     assert b.seconds_compile > 0
     assert [c.t_mem for c in a.chains] == [c.t_mem for c in b.chains]

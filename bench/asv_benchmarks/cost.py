@@ -25,6 +25,7 @@ import torch
 
 import samplers
 from bench.run import run
+from bench.spec import RunSpec
 from bench.timing import synchronize
 
 from .common import (
@@ -125,14 +126,17 @@ class ChainThroughput:
 
     def _run(self, sampler: str, chains: int, steps: int):
         # One evaluation at the start and one at the end; neither is counted as training time.
-        return run(
-            self.task,
+        spec = RunSpec(
             sampler,
             self.hparams,
+            prior_precision=self.prior_precision,
             seeds=chains,
             budget=steps,
             eval_every=steps,
-            prior_precision=self.prior_precision,
+        )
+        return run(
+            self.task,
+            spec,
             device=self.device,
             progress=False,
             threads=None,  # THREADS, pinned by common.configure()

@@ -36,6 +36,7 @@ import torch
 
 import samplers
 from bench.run import run
+from bench.spec import RunSpec
 
 from .common import (
     LIGHT_TASK,
@@ -71,14 +72,17 @@ def train(sampler: str, device: torch.device) -> dict[str, Any]:
     task = load_task(LIGHT_TASK, device)
     hparams, prior_precision = sampler_config(sampler, task)
     per_step = grad_evals_per_step(sampler, task, device)
-    result = run(
-        task,
+    spec = RunSpec(
         sampler,
         hparams,
+        prior_precision=prior_precision,
         seeds=SEEDS,
         budget=max(1, BUDGET // per_step),
         eval_every=max(1, EVAL_EVERY // per_step),
-        prior_precision=prior_precision,
+    )
+    result = run(
+        task,
+        spec,
         device=device,
         progress=False,
         threads=None,  # THREADS, pinned by common.configure()

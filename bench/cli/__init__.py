@@ -78,16 +78,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seeds", type=int, default=1, help="number of chains (seeds)")
     p.add_argument("--seed", type=int, default=0, help="first seed")
-    p.add_argument("--budget", type=int, default=None, help="steps (default: the task's)")
+    p.add_argument(
+        "--budget", type=int, default=None, help="steps (default: the task's), from the start"
+    )
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument(
         "--prior-precision",
-        type=float,
         default=None,
-        help="lambda of the prior ½·lambda·‖θ‖² in the potential (default: the task's reference "
-        "setting's for its reference sampler, else 0)",
+        metavar="LAMBDA",
+        help="lambda of the prior ½·lambda·‖θ‖² in the potential, or one per chain as in --set: "
+        "[1e-4,1e-3] (default: the task's reference setting's for its reference sampler, else 0)",
     )
     p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument(
+        "--start",
+        choices=["init", "memorized"],
+        default="init",
+        help="init: from the task's initialization (default); memorized: each seed from its "
+        "memorized checkpoint, the start of compare's exploration protocol (made once by the "
+        "task's reference optimizer, kept in --store and shared with compare)",
+    )
+    p.add_argument(
+        "--store",
+        default=None,
+        help=f"with --start memorized: the store of the checkpoints (default: {DEFAULT_PATH})",
+    )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads for the run (default: 1)"
@@ -97,8 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="torch.compile the potential first (its time is reported; off by default)",
     )
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--curves", action="store_true", help="with --json: include the curves")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (no curves)")
+    p.add_argument(
+        "--curves",
+        default=None,
+        metavar="PATH",
+        help="write every evaluation of every chain (step, gradient evaluations, seconds, "
+        "losses, accuracies, ‖θ‖, distances, acceptance) to PATH: CSV for .csv, JSON lines for "
+        ".jsonl",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
+import io
 import json
 import sys
 import time
@@ -14,23 +17,29 @@ import torch
 
 import samplers
 import tasks
+from bench import checkpoints, reports, speed
 from bench import compare as comparison
-from bench import reports, speed
 from bench.allocator import keep_freed_memory
 from bench.cli.inputs import (
     BadInput,
     at_least_one,
+    check_curves_path,
     check_store_path,
     default_workers,
     make_executor,
+    parse_prior,
     parse_samplers,
     parse_sets,
     parse_starts,
     preset_overrides,
     setup_device,
 )
+from bench.files import atomic_write
+from bench.keys import plain
 from bench.run import RunResult, run
-from bench.store import Store
+from bench.spec import RunSpec
+from bench.store import DEFAULT_PATH, Store
+from tasks.base import check_prior_precision
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -53,8 +62,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """One run, printed (or as JSON); ``--curves`` writes its evaluations for plotting. With
+    ``--start memorized`` every chain starts from its seed's memorized checkpoint, made in the
+    store where it is missing, as ``compare`` makes it."""
     task = tasks.make(args.task)
-    hparams, prior = run_settings(task, args.sampler, parse_sets(args.set), args.prior_precision)
+    prior = parse_prior(args.prior_precision)
+    hparams, prior = run_settings(task, args.sampler, parse_sets(args.set), prior)
     at_least_one(
         budget=args.budget,
         seeds=args.seeds,
@@ -62,26 +75,56 @@ def cmd_run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         threads=args.threads,
     )
+    curves = None if args.curves is None else Path(args.curves)
+    if curves is not None:
+        check_curves_path(curves)
+    if args.store is not None and args.start != "memorized":
+        raise BadInput("--store keeps the memorized checkpoints: give it with --start memorized")
+    if args.start == "memorized" and not task.reference:
+        raise BadInput(f"{task.name} has no reference optimizer to make a memorized start with")
+    store_path = Path(args.store or DEFAULT_PATH)
+    if args.start == "memorized":
+        check_store_path(store_path)
     device = setup_device(args.device, None, default_threads=None)
     seeds = list(range(args.seed, args.seed + args.seeds))
-    result = run(
-        task,
+    spec = RunSpec(
         args.sampler,
         hparams,
+        prior_precision=prior,
         seeds=seeds,
         budget=args.budget,
         eval_every=args.eval_every,
-        prior_precision=prior,
         batch_size=args.batch_size,
+    )
+    # every value checked before a checkpoint is made or a step is taken
+    samplers.make(spec.sampler, **spec.sampler_hparams())
+    check_prior_precision(spec.prior())
+    theta0 = None
+    if args.start == "memorized":
+
+        def log(line: str) -> None:
+            print(line.strip(), file=sys.stderr, flush=True)
+
+        with Store(store_path) as store:  # corrupt or foreign: StoreError, exit 2
+            points = checkpoints.memorized(
+                task, seeds, comparison.MEMORIZED, store, device=device, log=log
+            )
+        spec = dataclasses.replace(spec, start=[c.key for c in points])
+        theta0 = checkpoints.stack(points)
+    result = run(
+        task,
+        spec,
+        theta0=theta0,
         device=device,
         progress=None if not args.json else False,
         threads=args.threads or 1,
         compile=args.compile,
     )
+    if curves is not None:
+        write_curves(curves, result.curves)
     if args.json:
         payload = result.to_dict()
-        if not args.curves:
-            payload.pop("curves")
+        payload.pop("curves")
         json.dump(payload, sys.stdout, indent=1)
         print()
     else:
@@ -89,8 +132,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def write_curves(path: Path, rows: list[dict[str, float]]) -> None:
+    """Every evaluation of every chain, one row each, whole or not at all: CSV (a header, NaN
+    as ``nan``) for ``.csv``, JSON lines (NaN as ``null``) for ``.jsonl``."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    if path.suffix == ".csv":
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(path, text.getvalue())
+    else:
+        lines = (json.dumps({k: plain(row.get(k)) for k in columns}) for row in rows)
+        atomic_write(path, "".join(line + "\n" for line in lines))
+
+
 def run_settings(
-    task: Any, sampler: str, given: dict[str, Any], prior: float | None
+    task: Any, sampler: str, given: dict[str, Any], prior: float | list[float] | None
 ) -> tuple[dict[str, Any], Any]:
     """A run's hyperparameters and prior precision: for the task's reference sampler, its
     reference setting with ``--set`` on top (say so on stderr); for another sampler, its own
@@ -115,9 +173,9 @@ def run_settings(
 def format_run(result: RunResult) -> str:
     """A per-chain table of a run, with the run's header."""
     lines = [
-        f"{result.task} · {result.sampler} on {result.device}: {result.steps_run} steps "
+        f"{result.task} · {result.spec.sampler} on {result.device}: {result.steps_run} steps "
         f"({result.grad_evals_per_step} grad evals each), {1e3 * result.seconds_per_step:.2f} ms "
-        f"per step, evaluation every {result.eval_every} steps (t_mem/t_grok resolution)"
+        f"per step, evaluation every {result.spec.eval_every} steps (t_mem/t_grok resolution)"
         + (
             f"; torch.compile took {result.seconds_compile:.1f} s (not in the step times)"
             if result.seconds_compile is not None

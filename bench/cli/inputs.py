@@ -47,6 +47,34 @@ def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def parse_prior(text: str | None) -> float | list[float] | None:
+    """``--prior-precision``: a number, or a list with one number per chain (as ``--set``);
+    ``None`` when not given. Whether each is >= 0 is the task's check."""
+    if text is None:
+        return None
+    value = parse_value(text)
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if not items or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+        raise BadInput(
+            f"--prior-precision takes a number or one per chain, e.g. 1e-3 or [1e-4,1e-3]; got "
+            f"{text!r}"
+        )
+    return [float(v) for v in value] if isinstance(value, (list, tuple)) else float(value)
+
+
+#: What ``--curves`` writes, by the file's suffix.
+CURVE_FORMATS = {".csv": "CSV", ".jsonl": "JSON lines"}
+
+
+def check_curves_path(path: Path) -> None:
+    """Refuse a ``--curves`` file of an unknown kind, or a folder, before anything runs."""
+    if path.suffix not in CURVE_FORMATS:
+        kinds = ", ".join(f"{k} ({v})" for k, v in CURVE_FORMATS.items())
+        raise BadInput(f"--curves writes {kinds}; got {str(path)!r}")
+    if path.is_dir():
+        raise BadInput(f"--curves {path} is a directory; give a file path")
+
+
 def at_least_one(**values: int | None) -> None:
     """Refuse a count or budget below 1, naming the flag."""
     for key, value in values.items():

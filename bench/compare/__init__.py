@@ -14,6 +14,7 @@ from bench.compare.loop import compare
 from bench.compare.presets import (
     CPU_LIMIT_MINUTES,
     CPU_MODEL,
+    MEMORIZED,
     PRESETS,
     STARTS,
     Preset,
@@ -36,6 +37,7 @@ __all__ = [
     "CPU_LIMIT_MINUTES",
     "CPU_MODEL",
     "FRESH_SEED",
+    "MEMORIZED",
     "PRESETS",
     "SEARCH_SPACES",
     "STARTS",

@@ -10,6 +10,7 @@ from typing import Any
 import samplers
 from bench.compare.presets import Preset
 from bench.jobs import Job
+from bench.spec import INIT, RunSpec
 
 
 def grad_evals_per_step(sampler: str, hparams: Mapping[str, Any]) -> int:
@@ -52,30 +53,17 @@ def jobs_for(
             if warmup is not None:
                 for h in hp:
                     h[warmup[0]] = max(1, int(warmup[1] * steps))
-            job = Job(
-                sampler=sampler,
-                hparams=_columns(hp),
-                prior_precision=_column([configs[i]["prior_precision"] for i, _ in part]),
-                seeds=[s for _, s in part],
-                steps=steps,
+            spec = RunSpec.from_chains(
+                sampler,
+                hp,
+                [configs[i]["prior_precision"] for i, _ in part],
+                [s for _, s in part],
+                budget=steps,
                 eval_every=max(1, preset.eval_every // evals),
-                label=label,
-                confirm=None if preset.confirm is None else preset.confirm // evals,
                 batch_size=preset.batch_size,
-                start=[starts[s] for _, s in part] if starts else [],
+                confirm=None if preset.confirm is None else preset.confirm // evals,
+                start=[starts[s] for _, s in part] if starts else INIT,
             )
+            job = Job(spec, label)
             out.append((job, part))
     return out
-
-
-def _columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per-chain dicts -> one value per key: a scalar when all chains agree, else a list."""
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    return {k: _column([r[k] for r in rows]) for k in keys}
-
-
-def _column(values: Sequence[Any]) -> Any:
-    first = values[0]
-    if all(v == first for v in values):
-        return list(first) if isinstance(first, tuple) else first
-    return [list(v) if isinstance(v, tuple) else v for v in values]

@@ -24,6 +24,7 @@ from bench.compare.protocol import FRESH_SEED, protocol_for, reference_config, s
 from bench.compare.spaces import search_space, trials_for
 from bench.jobs import Job, Runner
 from bench.run import RunResult
+from bench.spec import INIT
 from bench.store import Entry, Store
 
 
@@ -63,7 +64,9 @@ def compare(
     store.put_compare(key, task.name, task.config, preset.name, protocol)
 
     def start_of(job: Job) -> torch.Tensor | None:
-        return torch.stack([thetas[k] for k in job.start]).float() if job.start else None
+        if job.spec.start == INIT:
+            return None
+        return torch.stack([thetas[k] for k in job.spec.start]).float()
 
     runner = Runner(task, store, executor=executor, device=device, log=log)
 
@@ -142,13 +145,9 @@ def compare(
 
 def _check_cost(job: Job, result: RunResult) -> None:
     """The equal-budget protocol assumed the sampler's stated cost per step; hold it to it."""
-    expected = grad_evals_per_step(job.sampler, _first(job.hparams))
+    expected = job.spec.grad_evals_per_step()
     if result.steps_run > 1 and result.grad_evals_per_step != expected:
         raise RuntimeError(
-            f"{job.sampler} spent {result.grad_evals_per_step} gradient evaluations per step, "
-            f"the protocol assumed {expected}: the budgets would not be equal"
+            f"{job.spec.sampler} spent {result.grad_evals_per_step} gradient evaluations per "
+            f"step, the protocol assumed {expected}: the budgets would not be equal"
         )
-
-
-def _first(hparams: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v[0] if isinstance(v, list) and k != "betas" else v) for k, v in hparams.items()}

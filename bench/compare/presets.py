@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import tasks
 from bench.checkpoints import Criterion
 from bench.run import run
+from bench.spec import RunSpec
 
 #: The model the CPU preset swaps in: the task's data and split stay, only the network is lighter
 #: (tasks.make(name, model=...) keeps a registered task's data; measurements in tasks/registry.py).
@@ -20,6 +21,9 @@ CPU_LIMIT_MINUTES = 15.0
 #: The two protocols: ``memorized`` (exploration from a shared memorized checkpoint, the one
 #: that tests the claim) and ``init`` (time to target from the task's initialization).
 STARTS = ("memorized", "init")
+#: When the reference optimizer's run counts as memorized: every preset's (a protocol setting),
+#: and ``python -m bench run --start memorized``'s, so that both share their checkpoints.
+MEMORIZED = Criterion()
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class Preset:
     starts: tuple[str, ...] = STARTS  # protocols run by default, the first shown first
     confirm: int | None = None  # window of sustained grokking; None = the rest of the run
     batch_size: int | None = None  # None: the task's (full batch)
-    memorized: Criterion = field(default_factory=Criterion)  # when a checkpoint is memorized
+    memorized: Criterion = MEMORIZED  # when a checkpoint is memorized
     description: str = ""
 
     def resolve(self, task: Any) -> Preset:
@@ -121,16 +125,8 @@ def probe_seconds(task: Any, chains: int, device: str | None = None) -> tuple[fl
 
     def timed(steps: int) -> float:
         tick = time.perf_counter()
-        run(
-            task,
-            "adamw",
-            {},
-            seeds=chains,
-            budget=steps,
-            eval_every=steps,
-            device=device,
-            progress=False,
-        )
+        spec = RunSpec("adamw", seeds=range(chains), budget=steps, eval_every=steps)
+        run(task, spec, device=device, progress=False)
         return time.perf_counter() - tick
 
     one = timed(1)  # also warms up: first calls allocate

@@ -81,7 +81,7 @@ def run_theory(
     )
     thetas = {c.key: c.theta for c in points.values()}
     planned = plan(claims, preset, task, points, batch_size=batch_size)
-    chains = sum(len(p.job.seeds) for p in planned)
+    chains = sum(p.job.spec.chains for p in planned)
     log(
         f"theory {task.name}: preset {preset.name}, claims {', '.join(claims)}; "
         f"{len(planned)} jobs, {chains} chains; store {store.path}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.jobs import Job
+from bench.spec import INIT, RunSpec
 from bench.theory.preset import Preset
 
 
@@ -49,15 +50,15 @@ def job(
     ``task.init`` or from the memorized checkpoints keyed in ``start`` (one per chain),
     evaluated every ``eval_every`` steps (default: the preset's) and stopped once every chain
     has held grokking for the preset's window. Every job of ``bench theory`` is built here."""
-    return Job(
-        sampler=sampler,
-        hparams=dict(hparams),
+    spec = RunSpec(
+        sampler,
+        hparams,
         prior_precision=prior,
         seeds=seeds,
-        steps=steps,
+        budget=steps,
         eval_every=preset.eval_every if eval_every is None else eval_every,
-        label=label,
-        confirm=preset.confirm,
         batch_size=batch_size,
-        start=list(start or []),
+        confirm=preset.confirm,
+        start=start or INIT,
     )
+    return Job(spec, label)

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from bench import checkpoints
 from bench.jobs import Job, Runner
+from bench.spec import INIT
 from bench.store import Store
 from bench.theory.plan import Planned
 from bench.theory.preset import Preset
@@ -57,7 +58,9 @@ def run_plan(
         tasks_of.setdefault(ident, p.task)
 
     def start_of(job: Job) -> Tensor | None:
-        return torch.stack([thetas[k] for k in job.start]).float() if job.start else None
+        if job.spec.start == INIT:
+            return None
+        return torch.stack([thetas[k] for k in job.spec.start]).float()
 
     trained = reused = 0
     order = sorted(by_task, key=lambda k: -sum(_cost(p.job) for p in by_task[k]))
@@ -72,4 +75,4 @@ def run_plan(
 
 def _cost(job: Job) -> int:
     """Chain-steps: what a job costs, to start the longest first."""
-    return job.steps * len(job.seeds)
+    return job.spec.budget * job.spec.chains

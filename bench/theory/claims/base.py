@@ -68,7 +68,7 @@ class Chains:
 
     @property
     def eval_every(self) -> int:
-        return self.result.eval_every
+        return self.result.spec.eval_every
 
     def live(self) -> np.ndarray:
         return np.array([not c.diverged for c in self.chains])
@@ -77,7 +77,7 @@ class Chains:
         """Every chain's sustained-grokking time as an interval. Not reached: right-censored
         at the end of the run, or, for a chain that ended above the target in a stretch the
         window had not yet confirmed, at the end less the window (its stretch began later)."""
-        window = self.result.confirm or 0
+        window = self.result.spec.confirm or 0
         lower, upper = [], []
         for c in self.chains:
             if c.t_grok is not None:

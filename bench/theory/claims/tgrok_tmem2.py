@@ -96,8 +96,8 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
         sec = Section(f"{arm} batch" if arm == "full" else f"minibatch ({data.result.batch_size})")
         e = data.eval_every
         eta = np.array(data.planned.meta["step_size"], dtype=float)
-        momentum = float(data.result.hparams.get("momentum", 0.0) or 0.0)
-        lam = float(data.result.prior_precision)
+        momentum = float(data.result.spec.hparams.get("momentum", 0.0) or 0.0)
+        lam = float(data.result.spec.prior_precision)
         tmem = np.array([np.nan if c.t_mem is None else c.t_mem for c in data.chains], dtype=float)
         keep = data.live() & np.isfinite(tmem)
         times_all = data.grok_times()
