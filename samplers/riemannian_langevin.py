@@ -59,9 +59,9 @@ and every chain fell to chance and then had ‖theta‖ > 1e6 within 93-166 step
 was below 1/eps, the prior's rate h·P·lambda at most 0.08: neither eps nor the prior nor the V_0
 start was the cause. With the frozen P scaled to h·λ_max = 1 (half the limit 2), the same chains
 stayed at validation accuracy 1.0 for 2,000 steps, h·λ_max creeping from 0.64 to 0.72. The
-estimate costs 2·``samplers.metric.LANCZOS_STEPS`` gradient evaluations once, at the freezing
-step (in its ``Info.grad_evals``). ``freeze_margin=None`` freezes P unchecked, as before. See
-:mod:`samplers.metric`, which ``preconditioned_sghmc`` shares.
+estimate (20 Lanczos steps on exact Hessian-vector products) costs 41 gradient evaluations once,
+counted in the freezing step's ``Info.grad_evals``. ``freeze_margin=None`` freezes P unchecked,
+as before. See :mod:`samplers.metric`, which ``preconditioned_sghmc`` shares.
 
 Deviations from the paper: the V_0 start above (the paper starts at 0 without correction, which
 inflates early steps by up to 1/sqrt(1 - alpha)); the frozen metric by default, its step
