@@ -8,7 +8,9 @@ A sampler is a small object with two pure methods, in the spirit of optax and Bl
 ``theta`` holds ``C`` independent chains of ``D`` parameters each. A *potential* is any callable
 ``U(theta, batch) -> (C,)`` that autograd can differentiate; because chains are independent, the
 gradient of ``U(theta, batch).sum()`` is every chain's own gradient at once. A potential may also
-carry a fused ``value_and_grad(theta, batch) -> ((C,), (C, D))`` method, which is used when present.
+carry a fused ``value_and_grad(theta, batch) -> ((C,), (C, D))`` method, which is used when present,
+or a ``blocks(theta, batch) -> [(rows, potential of those rows), ...]`` method, which has the
+gradient taken in passes over blocks of chains (``tasks``' model potentials on a CPU).
 
 Every sampler targets (or, at temperature 0, minimises towards the mode of)
 
@@ -290,21 +292,35 @@ def value_and_grad(potential: Potential, theta: Tensor, batch: Batch) -> tuple[T
     couple the chains' gradients.
     """
     fused = getattr(potential, "value_and_grad", None)
+    blocks = getattr(potential, "blocks", None)
     if fused is not None:
         value, grad = fused(theta, batch)
+    elif blocks is not None and len(parts := blocks(theta, batch)) > 1:
+        # the potential asks for its gradient in passes over blocks of chains (a model on a CPU,
+        # whose activations then stay in cache): chains are independent, so each block's
+        # gradient is its rows of the whole one
+        pairs = [_autograd_value_and_grad(part, theta[rows], batch) for rows, part in parts]
+        value = torch.cat([v for v, _ in pairs])
+        grad = torch.cat([g for _, g in pairs])
     else:
-        with torch.enable_grad():
-            x = theta.detach().requires_grad_(True)
-            value = potential(x, batch)
-            check_potential_value(value, theta)
-            (grad,) = torch.autograd.grad(value.sum(), x)
-        value = value.detach()
+        value, grad = _autograd_value_and_grad(potential, theta, batch)
     check_potential_value(value, theta)
     if grad.shape != theta.shape:
         raise PotentialError(
             f"the potential's gradient has shape {tuple(grad.shape)}, expected {tuple(theta.shape)}"
         )
     return value, grad
+
+
+def _autograd_value_and_grad(
+    potential: Potential, theta: Tensor, batch: Batch
+) -> tuple[Tensor, Tensor]:
+    with torch.enable_grad():
+        x = theta.detach().requires_grad_(True)
+        value = potential(x, batch)
+        check_potential_value(value, theta)
+        (grad,) = torch.autograd.grad(value.sum(), x)
+    return value.detach(), grad
 
 
 def check_potential_value(value: Any, theta: Tensor) -> None:

@@ -403,6 +403,25 @@ def test_gradients_are_per_chain(small):
         torch.testing.assert_close(grad[c], expected[0])
 
 
+@pytest.mark.parametrize("model", ["transformer", "mlp", "quadratic"])
+def test_gradient_in_blocks_of_chains_is_the_single_pass_bit_for_bit(model, monkeypatch):
+    from samplers.base import value_and_grad
+
+    task = tasks.make("add_mod11", model=model)
+    lams = torch.linspace(0.0, 1e-2, 7)  # a per-chain prior is sliced with its chains
+    U, theta = task.potential(prior_precision=lams), task.init(0, 7)
+    n = len(task.train[1])
+    monkeypatch.setattr(base, "GRAD_ROWS", 2 * n)  # two chains a pass
+    blocks = U.blocks(theta)
+    sizes = [r.stop - r.start for r, _ in blocks]
+    assert sorted(sizes) == [2, 2, 3] and blocks[0][0].start == 0 and blocks[-1][0].stop == 7
+    u, g = value_and_grad(U, theta, task.train)
+    monkeypatch.setattr(base, "GRAD_ROWS", 2**40)
+    assert len(U.blocks(theta)) == 1
+    u1, g1 = value_and_grad(U, theta, task.train)
+    assert torch.equal(u, u1) and torch.equal(g, g1)
+
+
 def test_chains_are_independent(small):
     U = small.potential()
     theta = small.init(2, 3)
