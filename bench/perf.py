@@ -116,7 +116,10 @@ def sampler_update_cost(chains: int, params: int, steps: int) -> list[dict[str, 
         sampler = samplers.make(name, **samplers.example(name, "toy").hparams)
         state = sampler.init(theta)
         generator = torch.Generator().manual_seed(0)
-        state, info = sampler.step(state, potential, None, generator)  # warm-up
+        # warm-up: over its first steps a sampler's fresh (C, D) buffers grow the heap and
+        # page-fault on first touch (a step of the first sampler timed was 3-7x its steady cost)
+        for _ in range(3):
+            state, info = sampler.step(state, potential, None, generator)
         times = []
         for _ in range(steps):
             start = time.perf_counter()

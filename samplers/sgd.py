@@ -64,7 +64,10 @@ class SGD(Sampler):
         del generator  # deterministic given the batch
         theta = state.theta
         u, g = value_and_grad(potential, theta, batch)
-        velocity = self.h("momentum", theta) * state.velocity + g
+        mu = self.h("momentum", theta)
+        # one fresh buffer, updated in place: the same two roundings as mu·v + g without its
+        # temporary; with no momentum v is g itself (mu·v + g = g), as in SGLD at tau = 0
+        velocity = g if isinstance(mu, float | int) and mu == 0 else (state.velocity * mu).add_(g)
         proposal = gradient_step(theta, velocity, self.h("step_size", theta))
         ok = finite_rows(u, proposal)
         theta, velocity = keep_finite(ok, (proposal, theta), (velocity, state.velocity))
