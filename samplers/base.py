@@ -83,6 +83,7 @@ class Param:
     per_chain: bool = True  # may be a (C,) tensor
     optional: bool = False  # None allowed
     pair: bool = False  # a 2-tuple whose entries each obey the range (AdamW's betas)
+    flag: bool = False  # True or False, one for every chain (HMC's adapt_mass)
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,12 @@ def validate_hparam(sampler: str, key: str, value: Any, spec: Param) -> Any:
         if spec.optional:
             return None
         raise HyperparameterError(f"{sampler}: {key} must be given ({spec.why})")
+    if spec.flag:
+        if not isinstance(value, bool):
+            raise HyperparameterError(
+                f"{sampler}: {key} must be True or False ({spec.why}), got {value!r}"
+            )
+        return value
     if isinstance(value, Tensor):
         if not spec.per_chain:
             raise HyperparameterError(f"{sampler}: {key} must be a single number, not a tensor")

@@ -41,8 +41,30 @@ chain diverged for the step (the proposal is rejected and the chain stays where 
 Step-size adaptation (optional, ``adapt_steps`` > 0): the dual averaging of Hoffman & Gelman
 (2014, Algorithm 5) per chain, towards ``target_accept``, during the first ``adapt_steps``
 transitions; afterwards the step size is frozen at the averaged iterate, so the chain is a valid
-MCMC from then on. Adaptation changes only eps, so it costs no gradient evaluation. Deviations
-from Neal: no random jitter of eps or L; unit mass matrix; the float64 energies above.
+MCMC from then on. Adaptation changes only eps, so it costs no gradient evaluation.
+
+Mass matrix (optional, ``adapt_mass=True``; one setting for every chain). With a diagonal mass M
+the Hamiltonian is H = U/tau + ½·pᵀM⁻¹p, p ~ N(0, M), and the leapfrog moves theta by
+eps·M⁻¹·p: the momentum keeps unit temperature because U is divided by tau, so M⁻¹ should be the
+variance of theta under p_tau (tau·Sigma for a Gaussian), not tau times it. M⁻¹ is estimated as
+Stan does (Stan Reference Manual, "HMC algorithm parameters"; ``windowed_adaptation`` and
+``diag_e_adaptation`` in stan/mcmc): the ``adapt_steps`` warm-up transitions are split into an
+initial buffer (75), slow windows of doubling length from 25, the last one stretched to the
+terminal buffer (50), and the terminal buffer; for warm-ups shorter than 150 the buffers are
+15% / 75% / 10% of it (1,000 transitions: windows 75-100, 100-150, 150-250, 250-450, 450-950).
+At the end of each window, per chain and coordinate, from the n positions the window saw::
+
+    M⁻¹ = (n / (n + 5))·var + 1e-3·(5 / (n + 5))      (var: the sample variance, Welford)
+
+and the dual averaging restarts (its counters reset, mu = log(10·eps) from the current eps), so
+the step size is re-adapted to the new mass. After the warm-up M is fixed, so the chain is a
+valid MCMC. The shrinkage toward 1e-3·I is Stan's, in Stan's units: for a target whose variances
+are far below 1e-3 (a network at tau ~ 1e-6) it dominates short windows. With ``adapt_mass``
+False (the default) the mass is the identity and every step is bit for bit what it was before
+the option existed.
+
+Deviations from Neal: no random jitter of eps or L; the float64 energies above. From Stan: no
+``init_stepsize`` search (the dual averaging starts each window from the last eps), no NUTS.
 """
 
 from __future__ import annotations
@@ -58,6 +80,7 @@ from torch import Tensor
 
 from samplers.base import (
     Example,
+    HyperparameterError,
     Info,
     Param,
     Sampler,
@@ -70,6 +93,10 @@ from samplers.search import round_grid
 
 # Dual-averaging constants of Hoffman & Gelman (2014), Sec. 3.2.1.
 _GAMMA, _T0, _KAPPA = 0.05, 10.0, 0.75
+#: Stan's windowed adaptation: initial buffer, first slow window, terminal buffer (transitions).
+INIT_BUFFER, BASE_WINDOW, TERM_BUFFER = 75, 25, 50
+#: The shortest warm-up a mass matrix is estimated in (Stan's).
+MIN_MASS_WARMUP = 20
 _DIVERGENCE = 1000.0
 
 
@@ -86,6 +113,14 @@ class HMCState:
     potential: Tensor | None = None  # (C,) U(theta) as value_and_grad returned it
     energy: Tensor | None = None  # (C,) U(theta) in float64, for the Metropolis test
     source: tuple[Any, Any, Any] | None = field(default=None, repr=False, compare=False)
+    # Mass adaptation (adapt_mass; None / 0 otherwise): the diagonal inverse mass in use, the
+    # Welford sums of the current window, and where the dual averaging last restarted.
+    inv_mass: Tensor | None = None  # (C, D) M⁻¹; None: the identity
+    window_count: int = 0  # positions in the current window
+    window_mean: Tensor | None = None  # (C, D)
+    window_m2: Tensor | None = None  # (C, D) sum of squared deviations
+    restart: int = 0  # the transition after which the dual averaging restarted
+    log_mu: Tensor | None = None  # (C,) the dual averaging's mu since that restart
 
 
 class HMC(Sampler):
@@ -122,6 +157,12 @@ class HMC(Sampler):
         "adapt_steps": Param(
             0, low=0, integer=True, per_chain=False, why="a number of warm-up transitions"
         ),
+        "adapt_mass": Param(
+            False,
+            flag=True,
+            per_chain=False,
+            why="a diagonal mass matrix adapted in the warm-up (adapt_steps), as Stan does",
+        ),
         "target_accept": Param(
             0.65,
             low=0.0,
@@ -142,6 +183,14 @@ class HMC(Sampler):
         spec = cls.params["num_leapfrog"]
         value = hparams.get("num_leapfrog", spec.default)
         return validate_hparam(cls.name, "num_leapfrog", value, spec)
+
+    def __init__(self, **hparams: Any) -> None:
+        super().__init__(**hparams)
+        if self.adapt_mass and self.adapt_steps < MIN_MASS_WARMUP:
+            raise HyperparameterError(
+                f"{self.name}: adapt_mass needs adapt_steps >= {MIN_MASS_WARMUP} (the warm-up "
+                f"its mass is estimated in; Stan's minimum), got {self.adapt_steps}"
+            )
 
     @classmethod
     def hparams_from_search(cls, point: Mapping[str, Any]) -> dict[str, Any]:
@@ -172,7 +221,10 @@ class HMC(Sampler):
         eps = state.step_size.unsqueeze(1)  # (C, 1)
         num_leapfrog = self.num_leapfrog
 
+        inv_mass = state.inv_mass
         momentum = noise(theta, generator)
+        if inv_mass is not None:
+            momentum = momentum / inv_mass.sqrt()  # p ~ N(0, M)
         if _cache_valid(state, potential, batch):
             u0, grad0, e0 = state.potential, state.grad, state.energy
             grad_evals = num_leapfrog
@@ -180,16 +232,13 @@ class HMC(Sampler):
             u0, grad0 = value_and_grad(potential, theta, batch)
             e0 = _energy(potential, theta, batch, u0)
             grad_evals = num_leapfrog + 1
-        h0 = e0 / tau64 + _kinetic(momentum)
+        h0 = e0 / tau64 + _kinetic(momentum, inv_mass)
 
-        x = theta
-        p = momentum - 0.5 * eps * grad0 / tau
-        for i in range(num_leapfrog):
-            x = x + eps * p
-            u1, grad = value_and_grad(potential, x, batch)
-            p = p - (eps if i < num_leapfrog - 1 else 0.5 * eps) * grad / tau
+        x, p, u1, grad = leapfrog(
+            potential, batch, theta, momentum, grad0, eps, tau, num_leapfrog, inv_mass
+        )
         e1 = _energy(potential, x, batch, u1)
-        h1 = e1 / tau64 + _kinetic(p)
+        h1 = e1 / tau64 + _kinetic(p, inv_mass)
 
         delta = h1 - h0  # (C,) float64 energy error; NaN or inf: the integrator broke down
         finite = torch.isfinite(delta) & torch.isfinite(x).all(dim=1)
@@ -215,17 +264,28 @@ class HMC(Sampler):
             potential=torch.where(accepted, u1, u0),
             energy=torch.where(accepted, e1, e0),
             source=(new_theta, potential, batch),
+            inv_mass=inv_mass,
+            window_count=state.window_count,
+            window_mean=state.window_mean,
+            window_m2=state.window_m2,
+            restart=state.restart,
+            log_mu=state.log_mu,
         )
         if state.step < self.adapt_steps:
             new = self._adapt(new, accept_prob)
+            if self.adapt_mass:
+                new = self._adapt_mass(new)
         return new, Info(
             grad_evals=grad_evals, accept_prob=accept_prob, diverged=diverged, potential=u0
         )
 
     def _adapt(self, state: HMCState, accept_prob: Tensor) -> HMCState:
         """One dual-averaging update (Hoffman & Gelman 2014, Alg. 5), per chain."""
-        m = state.step  # 1-based count of adaptation transitions done
-        mu = torch.log(10.0 * _initial_step(self.step_size, state.step_size))
+        m = state.step - state.restart  # 1-based count of transitions since the (re)start
+        if state.log_mu is None:
+            mu = torch.log(10.0 * _initial_step(self.step_size, state.step_size))
+        else:
+            mu = state.log_mu
         w = 1.0 / (m + _T0)
         error_bar = (1.0 - w) * state.error_bar + w * (self.target_accept - accept_prob)
         log_step = mu - math.sqrt(m) / _GAMMA * error_bar
@@ -233,11 +293,83 @@ class HMC(Sampler):
         log_step_bar = eta * log_step + (1.0 - eta) * state.log_step_bar
         # During warm-up the chain explores with the noisy iterate; at its end the averaged one,
         # which is what Hoffman & Gelman recommend for the sampling phase.
-        final = m >= self.adapt_steps
+        final = state.step >= self.adapt_steps
         step_size = torch.exp(log_step_bar if final else log_step)
         return dataclasses.replace(
             state, step_size=step_size, log_step_bar=log_step_bar, error_bar=error_bar
         )
+
+    def _adapt_mass(self, state: HMCState) -> HMCState:
+        """Stan's windowed variance estimate: add the new position to the window's Welford
+        sums; at a window's end set M⁻¹ from them and restart the dual averaging."""
+        start, ends = mass_windows(self.adapt_steps)
+        m = state.step  # transitions done, 1-based
+        if m <= start or m > ends[-1]:
+            return state
+        x = state.theta.to(torch.float64)
+        n = state.window_count + 1
+        if state.window_mean is None or state.window_count == 0:
+            mean, m2 = x.clone(), torch.zeros_like(x)
+        else:
+            delta = x - state.window_mean
+            mean = state.window_mean + delta / n
+            m2 = state.window_m2 + delta * (x - mean)
+        if m not in ends:
+            return dataclasses.replace(state, window_count=n, window_mean=mean, window_m2=m2)
+        var = m2 / (n - 1)
+        inv_mass = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
+        return dataclasses.replace(
+            state,
+            inv_mass=inv_mass.to(state.theta.dtype),
+            window_count=0,
+            window_mean=None,
+            window_m2=None,
+            restart=m,
+            log_mu=torch.log(10.0 * state.step_size),
+            log_step_bar=torch.zeros_like(state.step_size),
+            error_bar=torch.zeros_like(state.step_size),
+        )
+
+
+def mass_windows(warmup: int) -> tuple[int, list[int]]:
+    """Stan's adaptation windows for a warm-up of ``warmup`` transitions: ``(start, ends)``,
+    the transition after which the first window opens and the transition each window closes
+    at (1-based counts). 1,000 gives ``(75, [100, 150, 250, 450, 950])``."""
+    init, base, term = INIT_BUFFER, BASE_WINDOW, TERM_BUFFER
+    if init + base + term > warmup:
+        init, term = int(0.15 * warmup), int(0.1 * warmup)
+        base = warmup - init - term
+    last, start, size, ends = warmup - term, init, base, []
+    while not ends or ends[-1] < last:
+        end = start + size
+        if end + 2 * size > last:  # the next, doubled window would not fit: stretch this one
+            end = last
+        ends.append(end)
+        start, size = end, 2 * size
+    return init, ends
+
+
+def leapfrog(
+    potential: Any,
+    batch: Any,
+    theta: Tensor,
+    momentum: Tensor,
+    grad: Tensor,
+    step_size: float | Tensor,
+    temperature: float | Tensor,
+    num_steps: int,
+    inv_mass: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``num_steps`` leapfrog steps of H = U/tau + ½·pᵀM⁻¹p from ``(theta, momentum)`` with
+    ``grad`` = ∇U(theta): ``(theta', p', U(theta'), ∇U(theta'))``. ``step_size`` and
+    ``temperature`` are numbers or ``(C, 1)``; ``inv_mass`` is ``(C, D)`` or None (identity)."""
+    x, eps, tau = theta, step_size, temperature
+    p = momentum - 0.5 * eps * grad / tau
+    for i in range(num_steps):
+        x = x + eps * p if inv_mass is None else x + eps * (inv_mass * p)
+        u, grad = value_and_grad(potential, x, batch)
+        p = p - (eps if i < num_steps - 1 else 0.5 * eps) * grad / tau
+    return x, p, u, grad
 
 
 def _cache_valid(state: HMCState, potential: Any, batch: Any) -> bool:
@@ -274,10 +406,12 @@ def _energy(potential: Any, theta: Tensor, batch: Any, value: Tensor) -> Tensor:
     return energy.detach().to(torch.float64)
 
 
-def _kinetic(p: Tensor) -> Tensor:
-    """½‖p‖² per chain, in float64."""
+def _kinetic(p: Tensor, inv_mass: Tensor | None = None) -> Tensor:
+    """½·pᵀM⁻¹p per chain (½‖p‖² for the identity), in float64."""
     p = p.to(torch.float64)
-    return 0.5 * (p * p).sum(dim=1)
+    if inv_mass is None:
+        return 0.5 * (p * p).sum(dim=1)
+    return 0.5 * (p * p * inv_mass.to(torch.float64)).sum(dim=1)
 
 
 def _float64(value, theta: Tensor):
