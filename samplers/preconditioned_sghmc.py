@@ -52,6 +52,7 @@ from torch import Tensor
 
 from samplers import metric as rmsprop
 from samplers.base import (
+    Example,
     Info,
     Param,
     Sampler,
@@ -78,6 +79,11 @@ class PreconditionedSGHMCState:
 
 class PreconditionedSGHMC(Sampler):
     name = "preconditioned_sghmc"
+    #: "toy": the contract tests and bench.perf (samplers.base.Example); the metric freezes at
+    #: the first step, so every later step costs the one gradient the class declares.
+    examples = {
+        "toy": Example(dict(step_size=1e-3, friction=0.1, temperature=1.0, freeze_after=1)),
+    }
     params = {
         "step_size": Param(1e-3, low=0.0, low_open=True, why="the learning rate must be positive"),
         "friction": Param(
