@@ -125,8 +125,6 @@ class HMCState:
 
 class HMC(Sampler):
     name = "hmc"
-    #: "toy": the contract tests and bench.perf; "light": the asv suite, picked by hand on
-    #: add_mod31_mlp (seeds 0-8, up to 10,000 steps), not tuned (samplers.base.Example).
     examples = {
         "toy": Example(dict(step_size=0.05, num_leapfrog=5, temperature=1.0)),
         "light": Example(

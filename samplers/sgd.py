@@ -41,8 +41,6 @@ class SGDState:
 
 class SGD(Sampler):
     name = "sgd"
-    #: "toy": the contract tests and bench.perf; "light": the asv suite, picked by hand on
-    #: add_mod31_mlp (seeds 0-8, up to 10,000 steps), not tuned (samplers.base.Example).
     examples = {
         "toy": Example(dict(step_size=1e-2, momentum=0.9)),
         "light": Example(

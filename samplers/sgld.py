@@ -46,8 +46,6 @@ class SGLDState:
 
 class SGLD(Sampler):
     name = "sgld"
-    #: "toy": the contract tests and bench.perf; "light": the asv suite, picked by hand on
-    #: add_mod31_mlp (seeds 0-8, up to 10,000 steps), not tuned (samplers.base.Example).
     examples = {
         "toy": Example(dict(step_size=1e-3, temperature=1.0)),
         "light": Example(

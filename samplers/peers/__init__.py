@@ -223,82 +223,69 @@ class LazyPeer:
         return getattr(module, self.cls)
 
 
+_MODULES = {"blackjax": BLACKJAX_MODULE, "pyro": PYRO_MODULE, "posteriors": POSTERIORS_MODULE}
+
+
+def _lazy(name: str, cls: str, summary: str, metropolis: bool = False) -> LazyPeer:
+    """The registry entry of peer ``name`` (``library.algorithm``): class ``cls`` of the
+    library's backend module, with the declarations of :data:`PARAMS` and :data:`EXAMPLES`."""
+    library = name.split(".", 1)[0]
+    return LazyPeer(
+        name,
+        library,
+        _MODULES[library],
+        cls,
+        summary,
+        metropolis=metropolis,
+        params=PARAMS[name],
+        examples=EXAMPLES[name],
+    )
+
+
 PEERS: tuple[LazyPeer, ...] = (
-    LazyPeer(
+    _lazy(
         "blackjax.sgld",
-        "blackjax",
-        BLACKJAX_MODULE,
         "BlackJAXSGLD",
         "BlackJAX's SGLD (jitted, vmapped over chains) on the JAX port of the potential.",
-        params=PARAMS["blackjax.sgld"],
-        examples=EXAMPLES["blackjax.sgld"],
     ),
-    LazyPeer(
+    _lazy(
         "blackjax.sghmc",
-        "blackjax",
-        BLACKJAX_MODULE,
         "BlackJAXSGHMC",
         "BlackJAX's SGHMC: momentum redrawn from N(0, I) each step, so it does not temper.",
-        params=PARAMS["blackjax.sghmc"],
-        examples=EXAMPLES["blackjax.sghmc"],
     ),
-    LazyPeer(
+    _lazy(
         "blackjax.hmc",
-        "blackjax",
-        BLACKJAX_MODULE,
         "BlackJAXHMC",
         "BlackJAX's HMC with its Stan window adaptation, on the JAX port of the potential.",
         metropolis=True,
-        params=PARAMS["blackjax.hmc"],
-        examples=EXAMPLES["blackjax.hmc"],
     ),
-    LazyPeer(
+    _lazy(
         "blackjax.nuts",
-        "blackjax",
-        BLACKJAX_MODULE,
         "BlackJAXNUTS",
         "BlackJAX's NUTS with its Stan window adaptation, on the JAX port of the potential.",
         metropolis=True,
-        params=PARAMS["blackjax.nuts"],
-        examples=EXAMPLES["blackjax.nuts"],
     ),
-    LazyPeer(
+    _lazy(
         "pyro.hmc",
-        "pyro",
-        PYRO_MODULE,
         "PyroHMC",
         "Pyro's HMC through potential_fn on the torch potential, one kernel per chain.",
         metropolis=True,
-        params=PARAMS["pyro.hmc"],
-        examples=EXAMPLES["pyro.hmc"],
     ),
-    LazyPeer(
+    _lazy(
         "pyro.nuts",
-        "pyro",
-        PYRO_MODULE,
         "PyroNUTS",
         "Pyro's NUTS through potential_fn on the torch potential, one kernel per chain.",
         metropolis=True,
-        params=PARAMS["pyro.nuts"],
-        examples=EXAMPLES["pyro.nuts"],
     ),
-    LazyPeer(
+    _lazy(
         "posteriors.sgld",
-        "posteriors",
-        POSTERIORS_MODULE,
         "PosteriorsSGLD",
         "posteriors' SGLD (torch.func) on the torch potential, all chains as one tensor.",
-        params=PARAMS["posteriors.sgld"],
-        examples=EXAMPLES["posteriors.sgld"],
     ),
-    LazyPeer(
+    _lazy(
         "posteriors.sghmc",
-        "posteriors",
-        POSTERIORS_MODULE,
         "PosteriorsSGHMC",
         "posteriors' SGHMC: moves with the old momentum (explicit), so not equal to ours.",
-        params=PARAMS["posteriors.sghmc"],
-        examples=EXAMPLES["posteriors.sghmc"],
     ),
 )
 
