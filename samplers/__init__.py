@@ -2,7 +2,7 @@
 
     >>> import samplers
     >>> samplers.names()
-    ['adamw', 'hmc', 'riemannian_langevin', 'sgd', 'sghmc', 'sgld']
+    ['adamw', 'hmc', 'preconditioned_sghmc', 'riemannian_langevin', 'sgd', 'sghmc', 'sgld']
     >>> s = samplers.make("sgld", step_size=1e-3, temperature=1e-5)
     >>> samplers.example("sgld").hparams        # the setting the contract tests run
     {'step_size': 0.001, 'temperature': 1.0}
@@ -27,6 +27,7 @@ from samplers.base import (
     value_and_grad,
 )
 from samplers.hmc import HMC, HMCState
+from samplers.preconditioned_sghmc import PreconditionedSGHMC, PreconditionedSGHMCState
 from samplers.registry import (
     ENTRY_POINT_GROUP,
     PluginError,
@@ -44,7 +45,7 @@ from samplers.sgd import SGD, SGDState
 from samplers.sghmc import SGHMC, SGHMCState
 from samplers.sgld import SGLD, SGLDState
 
-for _cls in (SGD, AdamW, SGLD, SGHMC, HMC, RiemannianLangevin):
+for _cls in (SGD, AdamW, SGLD, SGHMC, PreconditionedSGHMC, HMC, RiemannianLangevin):
     register(_cls.name, _cls)
 del _cls
 
@@ -68,6 +69,8 @@ __all__ = [
     "Param",
     "PluginError",
     "PotentialError",
+    "PreconditionedSGHMC",
+    "PreconditionedSGHMCState",
     "RiemannianLangevin",
     "RiemannianLangevinState",
     "SGD",

@@ -80,6 +80,17 @@ def _spaces() -> dict[str, SearchSpace]:
             "steps, then frozen (exact target)",
             warmup=("freeze_after", 0.2),
         ),
+        "preconditioned_sghmc": SearchSpace(
+            axes=(
+                Axis("step_size", (0.1, 0.3), ref_key="step_size"),
+                Axis("temperature", temperatures),
+                Axis("prior_precision", priors),
+            ),
+            fixed={"friction": 0.1},
+            note="riemannian_langevin's metric, adapted during the first 20% of the steps, then "
+            "frozen; friction 0.1 (momentum 0.9), so a tenth of its step is the same rate",
+            warmup=("freeze_after", 0.2),
+        ),
     }
 
 
