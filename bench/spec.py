@@ -212,7 +212,7 @@ class RunSpec:
                 "data_seed": spec.data_seed,
                 "confirm": spec.confirm,
                 "start": spec.start if isinstance(spec.start, str) else list(spec.start),
-                "numerics": NUMERICS_VERSION,
+                "numerics": numerics_version(spec.sampler),
             }
         )
 
@@ -293,3 +293,11 @@ def _length_message(key: str, given: int, chains: int) -> str:
         f"{key} has {given} values but the run has {chains} chains; give one value per chain or "
         "a single value"
     )
+
+
+def numerics_version(sampler: str) -> str:
+    """The numerics version of ``sampler``'s runs: :data:`bench.keys.NUMERICS_VERSION`, with the
+    sampler's own version appended where it declares one (``Sampler.numerics``), so that a change
+    of one sampler's numbers retires its stored runs only."""
+    own = getattr(samplers.lookup(sampler), "numerics", None)
+    return NUMERICS_VERSION if own is None else f"{NUMERICS_VERSION}+{own}"

@@ -121,6 +121,10 @@ class Sampler:
     peer: str | None = None
     #: One line for listings: the first line of the sampler module's docstring.
     summary: str = ""
+    #: This sampler's own numerics version, bumped when its numbers change while every other
+    #: sampler's stay: part of its runs' keys (``bench.spec.RunSpec.key``) beside the global
+    #: ``bench.keys.NUMERICS_VERSION``, so stored runs of the other samplers stay valid.
+    numerics: str | None = None
     #: Example settings by kind (see :class:`Example`): ``"toy"`` at least.
     examples: Mapping[str, Example] = {}
     #: The grid a comparison searches (:class:`samplers.search.SearchSpace`); None for the

@@ -112,6 +112,7 @@ class RiemannianLangevinState:
 
 class RiemannianLangevin(Sampler):
     name = "riemannian_langevin"
+    numerics = "checked-freeze"  # the frozen step is checked against the stability limit
     examples = {
         "toy": Example(dict(step_size=1e-3, temperature=1.0, freeze_after=1)),
         "light": Example(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import samplers
 import tasks
 from bench import board as boards
 from bench import checkpoints, keys, markdown
@@ -107,6 +108,18 @@ def test_key_changes_with_the_numerics_version_only(tiny, monkeypatch):
     assert spec.key(task) == key
     monkeypatch.setattr("bench.spec.NUMERICS_VERSION", "999")
     assert spec.key(task) != key
+
+
+def test_a_samplers_own_numerics_version_retires_its_runs_only(tiny, monkeypatch):
+    """A sampler that declares its own numerics version (riemannian_langevin's checked freeze)
+    gets new keys; every other sampler's stored runs keep theirs."""
+    task, _ = tiny
+    rl = RunSpec("riemannian_langevin", seeds=[0], budget=5, eval_every=1)
+    sgd = RunSpec("sgd", seeds=[0], budget=5, eval_every=1)
+    keys_before = rl.key(task), sgd.key(task)
+    monkeypatch.setattr(samplers.lookup("riemannian_langevin"), "numerics", "another")
+    assert rl.key(task) != keys_before[0]
+    assert sgd.key(task) == keys_before[1]
 
 
 # -- a store written before RunSpec ------------------------------------------------------------

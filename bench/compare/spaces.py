@@ -169,8 +169,8 @@ def balanced_subset(grid: Sequence[Mapping[str, Any]], k: int, rng: np.random.Ge
 
 def _trial(point: Mapping[str, Any], space: SearchSpace, reference: Mapping[str, Any], to_hparams):
     search = dict(point)
-    hparams = to_hparams({k: v for k, v in point.items() if k != "prior_precision"})
-    hparams.update({k: v for k, v in space.fixed.items() if k != "prior_precision"})
+    given = {**point, **space.fixed}
+    hparams = to_hparams({k: v for k, v in given.items() if k != "prior_precision"})
     prior = point.get("prior_precision", space.fixed.get("prior_precision", 0.0))
     for key in space.from_reference:
         if key in reference:
