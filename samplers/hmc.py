@@ -230,13 +230,13 @@ class HMC(Sampler):
             u0, grad0 = value_and_grad(potential, theta, batch)
             e0 = _energy(potential, theta, batch, u0)
             grad_evals = num_leapfrog + 1
-        h0 = e0 / tau64 + _kinetic(momentum, inv_mass)
+        h0 = e0 / tau64 + kinetic(momentum, inv_mass)
 
         x, p, u1, grad = leapfrog(
             potential, batch, theta, momentum, grad0, eps, tau, num_leapfrog, inv_mass
         )
         e1 = _energy(potential, x, batch, u1)
-        h1 = e1 / tau64 + _kinetic(p, inv_mass)
+        h1 = e1 / tau64 + kinetic(p, inv_mass)
 
         delta = h1 - h0  # (C,) float64 energy error; NaN or inf: the integrator broke down
         finite = torch.isfinite(delta) & torch.isfinite(x).all(dim=1)
@@ -404,7 +404,7 @@ def _energy(potential: Any, theta: Tensor, batch: Any, value: Tensor) -> Tensor:
     return energy.detach().to(torch.float64)
 
 
-def _kinetic(p: Tensor, inv_mass: Tensor | None = None) -> Tensor:
+def kinetic(p: Tensor, inv_mass: Tensor | None = None) -> Tensor:
     """½·pᵀM⁻¹p per chain (½‖p‖² for the identity), in float64."""
     p = p.to(torch.float64)
     if inv_mass is None:

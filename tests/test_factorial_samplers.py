@@ -382,7 +382,7 @@ def test_hmc_leapfrog_is_reversible_and_second_order(num_steps):
     (to rounding, float64), with and without a mass; the largest energy error along a trajectory
     falls by 4 when the step halves (second order), whatever L (one step at a time: L calls of
     one step compose to the L-step trajectory, the half kicks adding up)."""
-    from samplers.hmc import _kinetic, leapfrog
+    from samplers.hmc import kinetic, leapfrog
 
     target = correlated_gaussian(100.0)
     potential = target.potential()
@@ -406,7 +406,7 @@ def test_hmc_leapfrog_is_reversible_and_second_order(num_steps):
             x, p, u, grad, worst = theta, p0, u0, g0, torch.zeros(64, dtype=torch.float64)
             for _ in range(num_steps):
                 x, p, u, grad = leapfrog(potential, None, x, p, grad, eps, 1.0, 1, mass)
-                error = (u + _kinetic(p, mass) - u0 - _kinetic(p0, mass)).abs()
+                error = (u + kinetic(p, mass) - u0 - kinetic(p0, mass)).abs()
                 worst = torch.maximum(worst, error)
             errors.append(worst.median())
             whole = leapfrog(potential, None, theta, p0, g0, eps, 1.0, num_steps, mass)

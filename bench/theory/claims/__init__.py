@@ -17,7 +17,6 @@ chains stay censored. A chain that diverged is left out of every fit and counted
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -26,6 +25,7 @@ from bench.theory.claims import drift_diffusion, eyring, fraction, tgrok_tmem2, 
 from bench.theory.claims.base import Chains, Claim, ClaimResult, Section, Table, load
 from bench.theory.plan import Planned
 from bench.theory.preset import SHARED, Preset
+from tasks.suggestions import did_you_mean
 
 #: Every claim's room, in the order of the issue and of the reports.
 REGISTRY: dict[str, Claim] = {
@@ -53,11 +53,8 @@ def check_claims(names: Sequence[str]) -> list[str]:
         return list(CLAIMS)
     for name in names:
         if name not in CLAIMS:
-            close = difflib.get_close_matches(name, CLAIMS, n=2, cutoff=0.4)
-            hint = (
-                "did you mean " + " or ".join(repr(c) for c in close) + "?"
-                if close
-                else "the claims are " + ", ".join(CLAIMS)
+            hint = did_you_mean(name, CLAIMS, n=2, cutoff=0.4) or (
+                "the claims are " + ", ".join(CLAIMS)
             )
             raise UnknownClaim(f"unknown claim {name!r}; {hint}")
     return [c for c in CLAIMS if c in names]
