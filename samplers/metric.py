@@ -66,7 +66,43 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from samplers.base import Batch, Potential, check_potential_value, noise
+from samplers.base import Batch, Param, Potential, check_potential_value, noise
+
+#: Default warm-up of the metric (steps); see riemannian_langevin's docstring.
+FREEZE_AFTER = 1000
+#: Default fraction of the stability limit the frozen step may reach (see :func:`stable`).
+FREEZE_MARGIN = 0.5
+
+#: The metric's hyperparameters, declared once for every sampler that carries it.
+PARAMS = {
+    "alpha": Param(
+        0.99, low=0.0, high=1.0, high_open=True, why="the metric's EMA factor is in [0, 1)"
+    ),
+    "eps": Param(
+        1e-4,
+        low=0.0,
+        low_open=True,
+        why="eps caps the preconditioner at 1/eps; it must be positive",
+    ),
+    "freeze_after": Param(
+        FREEZE_AFTER,
+        low=1,
+        integer=True,
+        per_chain=False,
+        optional=True,
+        why="the number of warm-up steps after which the metric is frozen (None: never)",
+    ),
+    "freeze_margin": Param(
+        FREEZE_MARGIN,
+        low=0.0,
+        high=1.0,
+        low_open=True,
+        per_chain=False,
+        optional=True,
+        why="the frozen step's fraction of the stability limit, in (0, 1] (None: frozen "
+        "as adapted, unchecked)",
+    ),
+}
 
 #: Lanczos steps of the stability estimate at the freeze (one Hessian-vector product each).
 LANCZOS_STEPS = 20

@@ -62,7 +62,6 @@ from samplers.base import (
     ones,
     value_and_grad,
 )
-from samplers.riemannian_langevin import FREEZE_AFTER, FREEZE_MARGIN
 
 
 @dataclass(frozen=True)
@@ -106,33 +105,7 @@ class PreconditionedSGHMC(Sampler):
             low=0.0,
             why="a temperature is non-negative (0 is preconditioned SGD with momentum)",
         ),
-        "alpha": Param(
-            0.99, low=0.0, high=1.0, high_open=True, why="the metric's EMA factor is in [0, 1)"
-        ),
-        "eps": Param(
-            1e-4,
-            low=0.0,
-            low_open=True,
-            why="eps caps the preconditioner at 1/eps; it must be positive",
-        ),
-        "freeze_after": Param(
-            FREEZE_AFTER,
-            low=1,
-            integer=True,
-            per_chain=False,
-            optional=True,
-            why="the number of warm-up steps after which the metric is frozen (None: never)",
-        ),
-        "freeze_margin": Param(
-            FREEZE_MARGIN,
-            low=0.0,
-            high=1.0,
-            low_open=True,
-            per_chain=False,
-            optional=True,
-            why="the frozen step's fraction of the stability limit, in (0, 1] (None: frozen "
-            "as adapted, unchecked)",
-        ),
+        **rmsprop.PARAMS,
     }
 
     def init(self, theta: Tensor) -> PreconditionedSGHMCState:

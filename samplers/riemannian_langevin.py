@@ -89,10 +89,6 @@ from samplers.base import (
     value_and_grad,
 )
 
-#: Default warm-up of the metric (steps); see the module docstring.
-FREEZE_AFTER = 1000
-#: Default fraction of the stability limit the frozen step may reach (see samplers.metric).
-FREEZE_MARGIN = 0.5
 #: h·λ_max(P^½HP^½) below which the first-order update is stable on a quadratic.
 STABILITY_LIMIT = 2.0
 
@@ -124,33 +120,7 @@ class RiemannianLangevin(Sampler):
     params = {
         "step_size": Param(1e-3, low=0.0, low_open=True, why="the step size must be positive"),
         "temperature": Param(1e-5, low=0.0, why="a temperature is non-negative"),
-        "alpha": Param(
-            0.99, low=0.0, high=1.0, high_open=True, why="the metric's EMA factor is in [0, 1)"
-        ),
-        "eps": Param(
-            1e-4,
-            low=0.0,
-            low_open=True,
-            why="eps caps the preconditioner at 1/eps; it must be positive",
-        ),
-        "freeze_after": Param(
-            FREEZE_AFTER,
-            low=1,
-            integer=True,
-            per_chain=False,
-            optional=True,
-            why="the number of warm-up steps after which the metric is frozen (None: never)",
-        ),
-        "freeze_margin": Param(
-            FREEZE_MARGIN,
-            low=0.0,
-            high=1.0,
-            low_open=True,
-            per_chain=False,
-            optional=True,
-            why="the frozen step's fraction of the stability limit, in (0, 1] (None: frozen "
-            "as adapted, unchecked)",
-        ),
+        **rmsprop.PARAMS,
     }
 
     def init(self, theta: Tensor) -> RiemannianLangevinState:

@@ -25,8 +25,8 @@ import torch
 
 import samplers
 from samplers import HyperparameterError, PotentialError, UnknownSamplerError
+from samplers.metric import FREEZE_AFTER
 from samplers.peers import FIXED_GRAD_EVALS, PeerUnavailableError
-from samplers.riemannian_langevin import FREEZE_AFTER
 from tasks.toy import standard_gaussian
 
 Z = 4.5
