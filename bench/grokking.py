@@ -42,6 +42,10 @@ class ChainResult:
     divergent_transitions: int = 0  # steps the sampler flagged (HMC: ΔH > 1000 or NaN)
     accept_rate: float = 1.0  # mean acceptance probability over the run
     final: dict[str, float] = field(default_factory=dict)  # last evaluation's metrics
+    # why it diverged (None: it did not, or a record from before causes were kept): "sampler"
+    # (the sampler's own flag), "non-finite" (position or loss), "norm growth" (‖θ‖ past the
+    # spec's max_norm_growth × its start)
+    diverged_cause: str | None = None
 
     @property
     def memorized(self) -> bool:
@@ -50,6 +54,10 @@ class ChainResult:
     @property
     def grokked(self) -> bool:
         return self.t_grok is not None
+
+
+#: Why a chain counts as diverged, as :attr:`ChainResult.diverged_cause` records it.
+DIVERGENCE_CAUSES = ("sampler", "non-finite", "norm growth")
 
 
 class Tracker:
@@ -69,6 +77,7 @@ class Tracker:
         self.t_grok: list[Mark] = [None] * chains  # confirmed (finite window only)
         self.dead = torch.zeros(chains, dtype=torch.bool, device=device)
         self.dead_step: list[int | None] = [None] * chains
+        self.dead_cause: list[str | None] = [None] * chains
         self.theta_mem: Tensor | None = None  # (C, D) position at t_mem (NaN until reached)
 
     def update(self, step, grad_evals, seconds, metrics, theta) -> None:
@@ -97,10 +106,13 @@ class Tracker:
             if self.confirm is not None and self.t_grok[c] is None and held >= self.confirm:
                 self.t_grok[c] = self.stretch[c]
 
-    def mark_dead(self, newly: Tensor, step: int) -> None:
+    def mark_dead(self, newly: Tensor, step: int, cause: str | list[str | None] | None = None):
+        """Chains ``newly`` (a (C,) bool mask) diverged at ``step``; ``cause`` is one of
+        :data:`DIVERGENCE_CAUSES` for all of them, or a list with one entry per chain."""
         self.dead |= newly
         for c in newly.nonzero().flatten().tolist():
             self.dead_step[c] = step
+            self.dead_cause[c] = cause[c] if isinstance(cause, list) else cause
 
     def grokked(self, c: int) -> tuple[int, int, float] | None:
         """Chain ``c``'s sustained grokking time, as far as the run has gone: the confirmed one
@@ -147,6 +159,7 @@ class Tracker:
             generalized=generalized,
             diverged=bool(self.dead[c]),
             diverged_step=self.dead_step[c],
+            diverged_cause=self.dead_cause[c],
             divergent_transitions=divergent,
             accept_rate=accept_rate,
             final=final,

@@ -25,9 +25,17 @@ Times come in steps, in gradient evaluations and in training seconds (evaluation
 They are known to a resolution of ``eval_every`` steps: the true crossing lies in
 ``(t - eval_every, t]``. A chain that does not reach a target within the budget is
 right-censored at the last step run: its time is ``None``; it is never dropped and never
-counted as the budget. A chain whose potential turns non-finite is marked diverged at the
-evaluation that sees it, frozen at its last finite position, and reported; it never counts as
-grokked.
+counted as the budget. A chain is marked **diverged** at the evaluation that sees it, held
+at its last position there, and reported with its cause; it never counts as grokked:
+
+* ``"sampler"``: the sampler flagged a step (``Info.diverged``: its update or energy turned
+  non-finite); a Metropolis sampler instead rejects such a step and carries on, and only a
+  non-finite current energy stops it (cause ``"non-finite"``);
+* ``"non-finite"``: the position or its training loss is not finite;
+* ``"norm growth"``: with the spec's ``max_norm_growth`` set, ``‖θ‖ > max_norm_growth ·
+  ‖θ_start‖`` (per chain, ``θ_start`` its starting position): the weights run away while every
+  number is still finite, as Riemannian Langevin's did from a frozen metric (issue 18), where a
+  run ending first would have counted a sustained grok.
 
 All chains share one data stream (the same minibatch each step) and one noise generator; a chain's
 trajectory is therefore identical to a separate run's for deterministic updates (SGD, AdamW on
@@ -84,7 +92,8 @@ class RunResult:
         The layout is the one stores and raw records have always had: the spec's fields at the
         top (``batch_size`` there is the minibatch drawn), then what the spec adds since it is
         recorded whole (its start, its data seed and the minibatch it asked for); a result read
-        back from a store written before then has none of these and writes none."""
+        back from a store written before then has none of these and writes none. The spec's
+        ``max_norm_growth`` and a chain's ``diverged_cause`` are written only when set."""
         spec = self.spec.to_dict()
         out = {
             "task": self.task,
@@ -97,7 +106,7 @@ class RunResult:
             "grad_evals_per_step": self.grad_evals_per_step,
             "seconds_train": self.seconds_train,
             "seconds_eval": self.seconds_eval,
-            "chains": [dataclasses.asdict(c) for c in self.chains],
+            "chains": [_chain_dict(c) for c in self.chains],
             "curves": self.curves,
             "target": self.target,
             "confirm": spec["confirm"],
@@ -109,6 +118,8 @@ class RunResult:
                 data_seed=spec["data_seed"],
                 asked_batch_size=spec["batch_size"],
             )
+        if self.spec.max_norm_growth is not None:
+            out["max_norm_growth"] = self.spec.max_norm_growth
         return out
 
     @classmethod
@@ -124,6 +135,7 @@ class RunResult:
             confirm=data.pop("confirm", None),
             start=data.pop("start", None),
             data_seed=data.pop("data_seed", 0),
+            max_norm_growth=data.pop("max_norm_growth", None),
         )
         data["chains"] = [
             c if isinstance(c, ChainResult) else ChainResult(**c) for c in data["chains"]
@@ -206,6 +218,12 @@ def run(
         divergent = torch.zeros(chains, device=device, dtype=torch.long)
         fatal = torch.zeros(chains, device=device, dtype=torch.bool)
         accept_window = torch.zeros(chains, device=device)
+        # ‖θ‖ a chain may reach before it counts as diverged (inf: no check)
+        norm_limit = (
+            theta0.norm(dim=1) * spec.max_norm_growth
+            if spec.max_norm_growth is not None
+            else torch.full((chains,), math.inf, device=device)
+        )
         grad_evals = 0
         seconds_train = seconds_eval = 0.0
         curves: list[dict[str, float]] = []
@@ -246,9 +264,11 @@ def run(
             accept_sum += accept_window
             accept_window.zero_()
             window = 0
-            newly_dead = (fatal | _non_finite(state.theta, metrics)) & ~tracker.dead
+            non_finite = _non_finite(state.theta, metrics)
+            grown = state.theta.norm(dim=1) > norm_limit
+            newly_dead = (fatal | non_finite | grown) & ~tracker.dead
             if newly_dead.any():
-                tracker.mark_dead(newly_dead, step)
+                tracker.mark_dead(newly_dead, step, _causes(fatal, non_finite, sampler.metropolis))
                 # samplers keep a diverged chain at its last finite position; hold it there
                 frozen = state.theta.clone()
             tracker.update(step, grad_evals, seconds_train, metrics, state.theta)
@@ -293,6 +313,15 @@ def run(
             seconds_compile=seconds_compile,
             theta=state.theta,
         )
+
+
+def _chain_dict(chain: ChainResult) -> dict[str, Any]:
+    """A chain's record; its divergence cause only when it has one, so the record of a chain
+    that did not diverge is byte for byte the one stored before causes were kept."""
+    out = dataclasses.asdict(chain)
+    if out["diverged_cause"] is None:
+        del out["diverged_cause"]
+    return out
 
 
 @contextlib.contextmanager
@@ -355,6 +384,17 @@ def _non_finite(theta: Tensor, metrics: Mapping[str, Tensor]) -> Tensor:
     bad = ~torch.isfinite(theta).all(dim=1)
     loss = metrics.get("train_loss", metrics.get("potential"))
     return bad if loss is None else bad | ~torch.isfinite(loss)
+
+
+def _causes(fatal: Tensor, non_finite: Tensor, metropolis: bool) -> list[str]:
+    """Per chain, why it counts as diverged should it be: the sampler's flag first (what it
+    saw, at the step it saw it), then a non-finite position or loss, else the norm's growth.
+    A Metropolis sampler's flag is its non-finite energy (it rejects every other divergence)."""
+    flagged = "non-finite" if metropolis else "sampler"
+    return [
+        flagged if f else "non-finite" if n else "norm growth"
+        for f, n in zip(fatal.tolist(), non_finite.tolist(), strict=True)
+    ]
 
 
 def _rows(step, grad_evals, seconds, metrics, accept, chains) -> list[dict[str, float]]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -53,7 +54,12 @@ class RunSpec:
     rest of the run; ``0``: the first touch). ``start`` is ``"init"`` (``task.init`` of each
     seed) or one checkpoint key per chain, the positions then given to :func:`bench.run.run`;
     ``None`` only for a result stored before runs recorded their start. ``data_seed`` seeds the
-    minibatch stream and, with the first seed, the noise.
+    minibatch stream and, with the first seed, the noise. ``max_norm_growth`` (``None``: no
+    check) is the runner's divergence check on the weights: a chain whose ``‖θ‖`` at an
+    evaluation exceeds ``max_norm_growth · ‖θ_start‖`` is diverged, as a non-finite one is
+    (issue 18: Riemannian Langevin's frozen metric grew ``‖θ‖`` ×2e15 while the accuracy the
+    page saw still held). It enters the key, the JSON and the repr only when set, so every
+    spec without it keeps the key it was stored under.
     """
 
     sampler: str
@@ -66,6 +72,7 @@ class RunSpec:
     confirm: int | None = None
     start: str | Sequence[str] | None = INIT
     data_seed: int = 0
+    max_norm_growth: float | None = None
 
     def __post_init__(self) -> None:
         # Frozen all the way down: lists become tuples, the mapping a read-only view. The key's
@@ -85,6 +92,20 @@ class RunSpec:
             raise ValueError(f"eval_every must be at least 1 step, got {self.eval_every}")
         if self.confirm is not None and self.confirm < 0:
             raise ValueError(f"confirm must be a window of >= 0 steps or None, got {self.confirm}")
+        if self.max_norm_growth is not None and not (
+            isinstance(self.max_norm_growth, (int, float))
+            and not isinstance(self.max_norm_growth, bool)
+            and math.isfinite(self.max_norm_growth)
+            and self.max_norm_growth > 1
+        ):
+            raise ValueError(
+                f"max_norm_growth must be a finite number > 1 or None, got "
+                f"{self.max_norm_growth!r}: it is the factor by which ‖θ‖ may grow over its start "
+                "before a chain counts as diverged, and at 1 or less a chain would be diverged "
+                "where it starts"
+            )
+        if self.max_norm_growth is not None:
+            set_(self, "max_norm_growth", float(self.max_norm_growth))  # 10 and 10.0: one key
         if isinstance(self.start, str) and self.start != INIT:
             raise ValueError(
                 f"start is {INIT!r} or one checkpoint key per chain, got {self.start!r}"
@@ -198,23 +219,25 @@ class RunSpec:
                 "is the one it is stored under"
             )
         spec = self.resolve(task)
-        return digest(
-            {
-                "task": task.name,
-                "task_config": task.config,
-                "sampler": spec.sampler,
-                "hparams": dict(spec.hparams),
-                "prior_precision": spec.prior_precision,
-                "seeds": list(spec.seeds),
-                "budget": spec.budget,
-                "eval_every": spec.eval_every,
-                "batch_size": spec.batch_size,
-                "data_seed": spec.data_seed,
-                "confirm": spec.confirm,
-                "start": spec.start if isinstance(spec.start, str) else list(spec.start),
-                "numerics": numerics_version(spec.sampler),
-            }
-        )
+        payload = {
+            "task": task.name,
+            "task_config": task.config,
+            "sampler": spec.sampler,
+            "hparams": dict(spec.hparams),
+            "prior_precision": spec.prior_precision,
+            "seeds": list(spec.seeds),
+            "budget": spec.budget,
+            "eval_every": spec.eval_every,
+            "batch_size": spec.batch_size,
+            "data_seed": spec.data_seed,
+            "confirm": spec.confirm,
+            "start": spec.start if isinstance(spec.start, str) else list(spec.start),
+            "numerics": numerics_version(spec.sampler),
+        }
+        if spec.max_norm_growth is not None:
+            # only when set: the payload of every spec without it is the stored one
+            payload["max_norm_growth"] = spec.max_norm_growth
+        return digest(payload)
 
     @classmethod
     def from_chains(
@@ -244,8 +267,12 @@ class RunSpec:
 
     # -- JSON --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: lists for tuples, a plain dict of hyperparameters."""
-        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        """JSON-ready: lists for tuples, a plain dict of hyperparameters; ``max_norm_growth``
+        only when set (a spec without it writes what it always wrote)."""
+        out = {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        if out["max_norm_growth"] is None:
+            del out["max_norm_growth"]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
