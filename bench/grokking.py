@@ -8,11 +8,17 @@ confirmation window ``W``, the start of the first stretch that held for ``W`` st
 grokking (``t_grok``) is that confirmed start, or with no window (``None``, the rest of the run)
 the start of a stretch that holds to the end. A diverged chain never counts as grokked. The
 definitions are stated for users in :mod:`bench.run`'s docstring.
+
+:func:`sustained_time` applies the same rule (with no window) to a recorded curve after the run,
+for any threshold: the time to 0.95 and to 0.99 validation accuracy of issue 18, read from the
+curves a result keeps.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +60,36 @@ class ChainResult:
     @property
     def grokked(self) -> bool:
         return self.t_grok is not None
+
+
+def sustained_time(
+    steps: Sequence[float], values: Sequence[float], threshold: float, *, diverged: bool = False
+) -> float | None:
+    """The first evaluated step from which ``values`` stay ``>= threshold`` through the end of
+    the curve: sustained grokking at ``threshold``, as :class:`Tracker` defines it with no
+    window (``confirm=None``), so that at the task's target it is the chain's ``t_grok``.
+
+    ``steps`` are the evaluation times, ascending (steps, or gradient evaluations: any clock
+    of the same evaluations), ``values`` the metric there (validation accuracy). ``None`` when
+    the last value is below the threshold (not reached: censored at the last step), when the
+    curve is empty, or when the chain ``diverged`` (it never counts as grokked). A NaN value
+    breaks a stretch, as it does in the tracker (NaN ≥ t is false). Returned as given in
+    ``steps``.
+    """
+    steps, values = list(steps), list(values)
+    if len(steps) != len(values):
+        raise ValueError(f"{len(steps)} steps but {len(values)} values: one value per step")
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        raise ValueError("steps must be strictly increasing (one value per evaluation)")
+    if diverged:
+        return None
+    start = None
+    # walk back from the end: the stretch ends at the first value below the threshold
+    for step, value in zip(reversed(steps), reversed(values), strict=True):
+        if not value >= threshold:
+            break
+        start = step
+    return start
 
 
 #: Why a chain counts as diverged, as :attr:`ChainResult.diverged_cause` records it.

@@ -12,6 +12,7 @@ import torch
 
 import samplers
 import tasks
+from bench.grokking import Tracker, sustained_time
 from bench.run import run
 from bench.spec import RunSpec
 
@@ -289,6 +290,61 @@ def test_a_finite_window_confirms_refutes_and_stops_when_all_confirmed():
         progress=False,
     )
     assert [c.t_grok for c in first_touch.chains] == [20, 10] and first_touch.steps_run == 20
+
+
+STEPS = list(range(0, 80, 10))
+
+
+def test_sustained_time_from_a_curve_hand_cases():
+    """The rule of the tracker with no window, read off a recorded curve at any threshold."""
+    assert sustained_time(STEPS, TOUCH_THEN_HOLD, 0.99) == 50  # 0.3 at 40 breaks the stretch
+    assert sustained_time(STEPS, TOUCH_THEN_HOLD, 0.5) == 50
+    assert sustained_time(STEPS, TOUCH_THEN_HOLD, 0.3) == 10  # 0.5 and 0.3 both hold at 0.3
+    assert sustained_time(STEPS, HOLD_THEN_COLLAPSE, 0.99) is None  # ends below: censored
+    assert sustained_time(STEPS, HOLD_THEN_COLLAPSE, 0.2) == 10
+    assert sustained_time(STEPS, TOUCH_THEN_HOLD, 0.99, diverged=True) is None
+    assert sustained_time([0, 5], [1.0, 1.0], 0.99) == 0  # held from the first evaluation
+    assert sustained_time([0, 5, 9], [1.0, math.nan, 1.0], 0.99) == 9  # NaN breaks a stretch
+    assert sustained_time([], [], 0.99) is None
+    # any clock of the same evaluations: gradient evaluations of a 4-gradient step
+    assert sustained_time([4 * s for s in STEPS], TOUCH_THEN_HOLD, 0.99) == 200
+    with pytest.raises(ValueError, match="one value per step"):
+        sustained_time([0, 10], [1.0], 0.99)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        sustained_time([0, 10, 10], [1.0, 1.0, 1.0], 0.99)
+
+
+def test_sustained_time_agrees_with_the_tracker():
+    """On random curves (values on a coarse grid, so ties with the threshold happen) the
+    curve's time at the target is the tracker's t_grok with no window, diverged or not."""
+    rng = torch.Generator().manual_seed(0)
+    for trial in range(300):
+        n = int(torch.randint(1, 12, (1,), generator=rng))
+        values = (torch.randint(0, 5, (n,), generator=rng) / 4).tolist()  # 0, .25, ... 1
+        threshold = [0.5, 0.75, 1.0][trial % 3]
+        steps = [10 * i for i in range(n)]
+        tracker = Tracker(1, torch.device("cpu"), threshold, confirm=None)
+        dies = trial % 7 == 0
+        for i, (step, value) in enumerate(zip(steps, values, strict=True)):
+            if dies and i == n - 1:
+                tracker.mark_dead(torch.tensor([True]), step, "non-finite")
+            metrics = {"train_acc": torch.ones(1), "val_acc": torch.tensor([value])}
+            tracker.update(step, step, 0.0, metrics, torch.zeros(1, 2))
+        mark = tracker.grokked(0)
+        expected = mark[0] if mark else None
+        assert sustained_time(steps, values, threshold, diverged=dies) == expected, values
+
+
+def test_sustained_time_reads_t_grok_back_from_a_runs_curves():
+    result = run(
+        ScriptedTask([TOUCH_THEN_HOLD, HOLD_THEN_COLLAPSE]),
+        RunSpec("sgd", {"step_size": 0.1}, seeds=range(2), eval_every=10),
+        progress=False,
+    )
+    for chain in result.chains:
+        rows = [r for r in result.curves if r["chain"] == chain.chain]
+        curve = [r["step"] for r in rows], [r["val_acc"] for r in rows]
+        assert sustained_time(*curve, result.target, diverged=chain.diverged) == chain.t_grok
 
 
 def test_bad_windows_and_evaluation_intervals_are_refused():
