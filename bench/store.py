@@ -28,6 +28,10 @@ committed run by its key and does not run or insert it again (the key is the pri
 unexpired claim by another holder means "someone is on it", so the process takes other work and
 comes back; a claim whose holder died expires after its lease and is taken over.
 
+**Reading only.** ``Store(path, read_only=True)`` opens an existing store through SQLite's
+read-only mode (``mode=ro``): nothing is created, upgraded or written (what :mod:`bench.results`
+and ``python -m bench export`` use); a version-2 store is read as it is.
+
 **Refusals.** A file that is not an SQLite database, fails ``PRAGMA quick_check``, belongs to
 another application, or was written with another :data:`SCHEMA_VERSION` raises
 :class:`StoreError` with the path and what to do; nothing is overwritten.
@@ -42,7 +46,7 @@ import sqlite3
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -168,19 +172,30 @@ class Compare:
 class Store:
     """An open results store. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, path: str | os.PathLike[str] = DEFAULT_PATH, *, create: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = DEFAULT_PATH,
+        *,
+        create: bool = True,
+        read_only: bool = False,
+    ):
         self.path = Path(path)
+        self.read_only = read_only
         if self.path.is_dir():
             raise StoreError(f"store path {self.path} is a directory; give a file path")
         if not self.path.exists():
-            if not create:
+            if not create or read_only:
                 raise StoreError(
                     f"no results store at {self.path}; run `python -m bench compare` first or "
                     "pass --store PATH"
                 )
             check_creatable(self.path)
         try:
-            self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            if read_only:  # SQLite refuses every write on this connection
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
+            else:
+                self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         except sqlite3.Error as err:
             raise StoreError(f"cannot open the results store {self.path}: {err}") from None
         try:
@@ -206,6 +221,8 @@ class Store:
             )
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not tables:
+            if self.read_only:
+                raise StoreError(f"{self.path} is an empty file, not a grokbench store")
             self._create()
             return
         if "meta" not in tables:
@@ -217,6 +234,8 @@ class Store:
         if meta.get("application") != APPLICATION:
             raise StoreError(f"{self.path} is not a grokbench store (meta: {meta})")
         version = meta.get("schema_version")
+        if version == "2" and self.read_only:  # its tables are read as they are
+            return
         if version == "2":  # additive upgrade: new tables only, every stored row stays valid
             with self.transaction():
                 self._create_tables(_SCHEMA_3)
@@ -228,7 +247,8 @@ class Store:
                 f"version {SCHEMA_VERSION}. It was left untouched: use the matching version of "
                 "grokbench, or pass another --store PATH to start a new store"
             )
-        db.execute("PRAGMA journal_mode=WAL")
+        if not self.read_only:
+            db.execute("PRAGMA journal_mode=WAL")
 
     def _create(self) -> None:
         db = self._db
@@ -349,8 +369,8 @@ class Store:
 
     def get_run(self, key: str, *, curves: bool = True) -> RunRecord | None:
         row = self._db.execute(
-            "SELECT result, curves, code_version, seconds_wall, finished_at, host FROM runs "
-            "WHERE key = ?",
+            "SELECT result, curves, code_version, seconds_wall, finished_at, host, task_config "
+            "FROM runs WHERE key = ?",
             (key,),
         ).fetchone()
         if row is None:
@@ -364,10 +384,17 @@ class Store:
             seconds_wall=row[3],
             finished_at=row[4],
             host=row[5],
+            task_config=json.loads(row[6]),
         )
 
-    def run_keys(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT key FROM runs ORDER BY finished_at")]
+    def run_keys(self, task: str | None = None, sampler: str | None = None) -> list[str]:
+        """Stored run keys, oldest first (only those of ``task`` and ``sampler`` if given)."""
+        query, args = "SELECT key FROM runs WHERE 1", []
+        for column, value in (("task", task), ("sampler", sampler)):
+            if value is not None:
+                query += f" AND {column} = ?"
+                args.append(value)
+        return [r[0] for r in self._db.execute(query + " ORDER BY finished_at", args)]
 
     def count(self, table: str) -> int:
         if table not in {"runs", "chains", "compares", "entries", "checkpoints", "claims"}:
@@ -537,6 +564,7 @@ class RunRecord:
     seconds_wall: float
     finished_at: float
     host: str = ""
+    task_config: dict[str, Any] = field(default_factory=dict)  # the task's configuration
 
 
 def check_creatable(path: Path, *, create_parents: bool = True) -> None:
