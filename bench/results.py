@@ -401,17 +401,20 @@ def export(
             "curves": frames.curves_frame(_records(s, places, curves=True)),
             "studies": studies(s, compare=compare, claim=claim, task=task, sampler=sampler),
         }
-    folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, table in tables.items():
-        path = folder / f"{name}{FORMATS[fmt]}"
-        if fmt == "csv":
-            atomic_write(path, table.to_csv(index=False))
-        else:
-            buffer = io.BytesIO()
-            table.to_parquet(buffer, index=False)
-            atomic_write(path, buffer.getvalue())
-        written.append(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, table in tables.items():
+            path = folder / f"{name}{FORMATS[fmt]}"
+            if fmt == "csv":
+                atomic_write(path, table.to_csv(index=False))
+            else:
+                buffer = io.BytesIO()
+                table.to_parquet(buffer, index=False)
+                atomic_write(path, buffer.getvalue())
+            written.append(path)
+    except OSError as err:  # a folder that looked writable and was not (read-only mount, /proc)
+        raise ResultsError(f"cannot write to {folder}: {err.strerror or err}") from None
     return written
 
 

@@ -1,4 +1,4 @@
-"""The command line, ``python -m bench {list,run,speed,compare,report,theory}``: every
+"""The command line, ``python -m bench {list,run,speed,compare,report,theory,export}``: every
 subcommand's arguments (here), its input checks (:mod:`bench.cli.inputs`), what it does
 (:mod:`bench.cli.commands`), and exit status 2 on bad input.
 
@@ -19,6 +19,7 @@ from bench import speed
 from bench.allocator import tune_from_environment
 from bench.cli.commands import (
     cmd_compare,
+    cmd_export,
     cmd_list,
     cmd_report,
     cmd_run,
@@ -178,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", default="reports", help="leaderboard folder (default: reports)")
     p.add_argument("--budget", type=int, default=None, help="gradient evaluations per chain")
     p.add_argument("--eval-every", type=int, default=None, help="in gradient evaluations")
-    p.add_argument("--trials", type=int, default=None, help="configurations per sampler")
+    p.add_argument("--trials", type=int, default=None, help="trials per tuning batch of each row")
+    p.add_argument("--batches", type=int, default=None, help="tuning batches per row")
     p.add_argument("--tune-seeds", type=int, default=None, help="seeds per trial")
     p.add_argument("--seeds", type=int, default=None, help="fresh seeds for the chosen config")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
@@ -255,6 +257,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_executor_options(p)
     p.set_defaults(func=cmd_theory)
+
+    p = sub.add_parser(
+        "export",
+        help="write a store's runs, curves and tuning trials as CSV or Parquet tables",
+        description=(
+            "Write runs.<fmt> (one row per chain), curves.<fmt> (per chain and evaluation) and "
+            "studies.<fmt> (per tuning trial) for one comparison, one claim, one task or the "
+            "whole store; the columns are documented in bench/results.py. The store is opened "
+            "read-only."
+        ),
+    )
+    p.add_argument("--store", default=str(DEFAULT_PATH), help=f"(default: {DEFAULT_PATH})")
+    p.add_argument("--format", choices=["csv", "parquet"], default="csv", help="(default: csv)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the three files")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--compare", metavar="KEY", help="one comparison (its key or a prefix)")
+    which.add_argument("--claim", metavar="NAME", help="one claim of `python -m bench theory`")
+    p.add_argument("--task", default=None, help="only this task's runs")
+    p.add_argument("--sampler", default=None, help="only this sampler's runs")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
