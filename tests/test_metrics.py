@@ -139,3 +139,113 @@ def test_the_bootstrap_median_equals_the_kaplan_meier_median():
         ).median
         fast = metrics.km_median_of_arrays(times, observed)
         assert (slow is None and math.isinf(fast)) or fast == slow
+
+
+# -- restricted mean survival time -------------------------------------------------------------
+def test_rmst_uncensored_is_the_mean_of_the_truncated_times():
+    times = [1, 4, 2, 8, 5, 7]
+    r = metrics.rmst(times, times, horizon=6)
+    truncated = np.minimum(times, 6)
+    assert r.value == pytest.approx(truncated.mean())  # 4.0
+    # uncensored, Greenwood's variance of the mean is the plug-in variance over n
+    assert r.se == pytest.approx(math.sqrt(truncated.var() / len(times)))
+    assert r.low == pytest.approx(4.0 - 1.959964 * r.se) and r.high == pytest.approx(
+        4.0 + 1.959964 * r.se
+    )
+    assert r.horizon == 6.0
+    # past every event the mean is the plain mean, and the curve is 0 past the last one
+    assert metrics.rmst(times, times, horizon=100).value == pytest.approx(np.mean(times))
+
+
+def test_rmst_hand_checked_censored_case():
+    """The module's six chains to τ = 10: the area under S (1, 5/6, 4/6, 4/9, 2/9 on [0,3),
+    [3,5), [5,7), [7,9), [9,10)) is 3 + 5/3 + 4/3 + 8/9 + 2/9 = 64/9. The areas after each
+    event, A = 37/9, 22/9, 10/9, 2/9 at t = 3, 5, 7, 9, with (Y, d) = (6,1), (5,1), (3,1),
+    (2,1), give Var = Σ A²·d/(Y(Y−d)) = (37/9)²/30 + (22/9)²/20 + (10/9)²/6 + (2/9)²/2
+    = 5310/4860."""
+    r = metrics.rmst(TIMES, CENSORED_AT, horizon=10)
+    assert r.value == pytest.approx(64 / 9)
+    assert r.se == pytest.approx(math.sqrt(5310 / 4860))
+    assert r.low < r.value < r.high <= 10
+    # to τ = 6 only the events at 3 and 5 count: 3 + 5/3 + 4/6; A = 7/3 at 3, 2/3 at 5
+    r = metrics.rmst(TIMES, CENSORED_AT, horizon=6)
+    assert r.value == pytest.approx(3 + 5 / 3 + 4 / 6)
+    assert r.se == pytest.approx(math.sqrt((7 / 3) ** 2 / 30 + (2 / 3) ** 2 / 20))
+    assert r.high == 6.0  # clipped: the mean cannot pass the horizon
+
+
+def test_rmst_when_no_chain_reaches_the_target_is_the_horizon():
+    r = metrics.rmst([None, None, None], [100, 100, 100], horizon=100)
+    assert (r.value, r.se, r.low, r.high) == (100.0, 0.0, 100.0, 100.0)
+    # where the median is not reached the mean still ranks: one chain of four at 20
+    r = metrics.rmst([20, None, None, None], [20, 100, 100, 100], horizon=100)
+    assert metrics.kaplan_meier([20, None, None, None], [20, 100, 100, 100]).median is None
+    assert r.value == pytest.approx(20 + 80 * 3 / 4)
+
+
+def test_rmst_refuses_a_horizon_it_cannot_see():
+    with pytest.raises(ValueError, match="past the last follow-up"):
+        metrics.rmst([5, None], [5, 10], horizon=20)
+    for bad in (0, -1, math.inf, math.nan):
+        with pytest.raises(ValueError, match="horizon"):
+            metrics.rmst([5], [5], horizon=bad)
+
+
+# -- paired ratio of medians -------------------------------------------------------------------
+def test_paired_speedup_identical_arms_is_one():
+    times = [10.0, 30.0, None, 12.0, 50.0, 25.0]
+    cens = [10, 30, 60, 12, 50, 25]
+    r = metrics.paired_speedup(times, cens, times, cens, resamples=300)
+    assert r.value == 1.0 and r.low <= 1.0 <= r.high
+    # paired, every resample sees the same chains in both arms: exactly 1
+    assert (r.low, r.high) == (1.0, 1.0)
+    unpaired = metrics.speedup((times, cens), (times, cens), resamples=300)
+    assert unpaired.low < 1.0 < unpaired.high  # independent resamples do not know that
+
+
+def test_paired_speedup_direction_and_scale():
+    """``a`` with the factor, ``b`` without: b twice as slow at every checkpoint is a speed-up
+    of 2 from the factor, known exactly since every resample keeps the pairs."""
+    a = [10.0, 30.0, None, 12.0, 50.0, 25.0, 40.0]
+    a_cens = [10, 30, 60, 12, 50, 25, 40]
+    b = [None if t is None else 2 * t for t in a]
+    b_cens = [2 * c for c in a_cens]
+    r = metrics.paired_speedup(a, a_cens, b, b_cens, resamples=300)
+    assert (r.value, r.low, r.high) == (2.0, 2.0, 2.0)
+    r = metrics.paired_speedup(b, b_cens, a, a_cens, resamples=300)
+    assert (r.value, r.low, r.high) == (0.5, 0.5, 0.5)  # the factor slows it down
+
+
+def test_pairing_narrows_the_interval_of_a_shared_checkpoint_effect():
+    """Checkpoints that differ a lot (times 10…1000) and a factor that speeds every one of them
+    by 1.5 ± 10%: the paired interval is narrow around 1.5, the unpaired one wide."""
+    rng = np.random.default_rng(3)
+    base = 10 ** rng.uniform(1, 3, 12)
+    a = list(base)
+    b = list(base * 1.5 * rng.uniform(0.9, 1.1, 12))
+    paired = metrics.paired_speedup(a, a, b, b, resamples=500)
+    unpaired = metrics.speedup((a, a), (b, b), resamples=500)
+    assert paired.low <= paired.value <= paired.high
+    assert paired.low > 1.2 and paired.high < 1.8
+    assert paired.high - paired.low < (unpaired.high - unpaired.low) / 3
+
+
+def test_paired_speedup_with_unreached_medians():
+    reached = ([10.0, 20.0, 30.0], [10, 20, 30])
+    never = ([None, None, None], [100, 100, 100])
+    r = metrics.paired_speedup(*never, *reached, resamples=200)
+    assert r.value == 0.0 and r.high == 0.0  # with the factor nothing reaches the target
+    r = metrics.paired_speedup(*reached, *never, resamples=200)
+    assert math.isinf(r.value) and math.isinf(r.low)  # without it nothing does
+    r = metrics.paired_speedup(*never, *never, resamples=50)
+    assert (r.value, r.low, r.high) == (None, None, None)
+    with pytest.raises(ValueError, match="one chain each per checkpoint"):
+        metrics.paired_speedup([1.0], [1], [1.0, 2.0], [1, 2])
+    with pytest.raises(ValueError, match="at least one checkpoint"):
+        metrics.paired_speedup([], [], [], [])
+    # reproducible: a fixed bootstrap seed
+    mixed = ([10.0, 30.0, None, 12.0, 50.0], [10, 30, 60, 12, 50])
+    other = ([20.0, None, 40.0, 11.0, 70.0], [20, 80, 40, 11, 70])
+    assert metrics.paired_speedup(*mixed, *other, resamples=300) == metrics.paired_speedup(
+        *mixed, *other, resamples=300
+    )
