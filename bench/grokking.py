@@ -142,7 +142,9 @@ class Tracker:
             if self.confirm is not None and self.t_grok[c] is None and held >= self.confirm:
                 self.t_grok[c] = self.stretch[c]
 
-    def mark_dead(self, newly: Tensor, step: int, cause: str | list[str | None] | None = None):
+    def mark_dead(
+        self, newly: Tensor, step: int, cause: str | list[str | None] | None = None
+    ) -> None:
         """Chains ``newly`` (a (C,) bool mask) diverged at ``step``; ``cause`` is one of
         :data:`DIVERGENCE_CAUSES` for all of them, or a list with one entry per chain."""
         self.dead |= newly
