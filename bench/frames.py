@@ -226,7 +226,7 @@ def runs_frame(records: Iterable[tuple[RunRecord, Place]]) -> pd.DataFrame:
             row.update({f"final_{k}": v for k, v in c.final.items()})
             rows.append(row)
     frame = _typed(rows, RUN_COLUMNS)
-    frame["finished_at"] = pd.to_datetime(frame["finished_at"], unit="s", utc=True)
+    frame["finished_at"] = _utc(frame["finished_at"])
     return frame
 
 
@@ -300,6 +300,13 @@ def studies_frame(entries: Iterable[tuple[Entry, str]]) -> pd.DataFrame:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _utc(seconds: pd.Series) -> pd.Series:
+    """Seconds since the epoch as UTC timestamps, in nanoseconds whatever pandas would infer."""
+    return pd.to_datetime(seconds.astype("float64"), unit="s", utc=True).astype(
+        "datetime64[ns, UTC]"
+    )
+
+
 def _place_columns(place: Place, chain: int) -> dict[str, Any]:
     return {
         "comparison": place.compare,

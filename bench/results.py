@@ -199,7 +199,9 @@ def comparisons(store: StoreLike, task: str | None = None) -> pd.DataFrame:
     for column in ("comparison", "task", "preset", "start"):
         frame[column] = frame[column].astype("string")
     for column in ("created_at", "updated_at"):
-        frame[column] = pd.to_datetime(frame[column].astype("float64"), unit="s", utc=True)
+        frame[column] = pd.to_datetime(frame[column].astype("float64"), unit="s", utc=True).astype(
+            "datetime64[ns, UTC]"
+        )
     return frame
 
 
