@@ -7,6 +7,10 @@ run generalized, how many diverged; the mean Metropolis acceptance; and effect s
 KM medians with bootstrap intervals) against the random-walk baselines of the claim (SGD, SGLD)
 and AdamW. Rows are ranked by the median gradient evaluations to grok; rows whose median is not
 reached rank last and are never dropped. Rendering is :mod:`bench.markdown`'s job.
+
+The per-chain numbers come from :mod:`bench.frames`' runs frame of the comparison's fresh-seed
+runs (the table ``python -m bench export`` writes), one group per sampler and role: what a
+reader recomputes from the export is what the page shows.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+import pandas as pd
 
 import samplers
-from bench import metrics
+from bench import frames, metrics
 from bench.metrics import Ratio, Survival
 from bench.store import Compare, Entry, RunRecord, Store
 
@@ -49,6 +53,7 @@ class SamplerStats:
     peer: str | None = None  # the library of a peer implementation (``blackjax``), else None
     effects: dict[str, Ratio] = field(default_factory=dict)  # against sgd, sgld, adamw
     rank: int = 0
+    table: pd.DataFrame | None = field(default=None, repr=False)  # its chains (bench.frames)
 
     @property
     def chains(self):
@@ -104,11 +109,20 @@ def build_board(store: Store, compare: Compare, description: str | None = None) 
     devices: list[str] = []
     codes: list[str] = []
     records = _Records(store)
-    for entry in store.entries(compare.key):
-        runs = [records.get(k, curves=True) for k in entry.final_runs]
+    entries = store.entries(compare.key)
+    finals = [[records.get(k, curves=True) for k in e.final_runs] for e in entries]
+    chains = frames.runs_frame(
+        (record, place)
+        for e, runs in zip(entries, finals, strict=True)
+        for (_, place), record in zip(_final_places(e), runs, strict=True)
+        if record is not None
+    )
+    groups = dict(list(chains.groupby(["sampler", "role"], sort=False)))
+    for entry, runs in zip(entries, finals, strict=True):
         if any(r is None for r in runs):
             continue  # a half-recorded entry cannot happen (entries follow their runs); be safe
-        rows.append(_stats(entry, runs, protocol))
+        role = "reference" if entry.role == "reference" else "final"
+        rows.append(_stats(entry, runs, groups[(entry.sampler, role)], protocol))
         for key in [*entry.tuning_runs, *entry.final_runs]:
             record = records.get(key, curves=False)
             if record is None:
@@ -167,45 +181,61 @@ def _add(items: list[str], value: str) -> None:
         items.append(value)
 
 
-def _stats(entry: Entry, runs: list[RunRecord], protocol: Mapping[str, Any]) -> SamplerStats:
-    chains = [c for r in runs for c in r.result.chains]
+def _final_places(entry: Entry) -> list[tuple[str, frames.Place]]:
+    return [(k, p) for k, p in frames.entry_places(entry) if p.role != "tune"]
+
+
+def _stats(
+    entry: Entry, runs: list[RunRecord], table: pd.DataFrame, protocol: Mapping[str, Any]
+) -> SamplerStats:
+    """A sampler's row from ``table``, the runs frame of its fresh-seed chains."""
     per_step = runs[0].result.grad_evals_per_step or 1
     budget = int(protocol.get("budget") or runs[0].result.spec.budget * per_step)
-    censor_steps = [c.censored_at for c in chains]
-    censor_evals = [c.censored_at * per_step for c in chains]
-    censor_seconds = [r.result.seconds_train for r in runs for _ in r.result.chains]
-    memorized = [c for c in chains if c.t_mem is not None]
+    censor_steps = table["censored_at"]
+    censor_evals = censor_steps * per_step
+    memorized = table[table["memorized"]]
     ratio = None
-    if any(c.t_mem for c in memorized):  # from a memorized start t_mem = 0: no ratio
+    if (memorized["t_mem"] > 0).any():  # from a memorized start t_mem = 0: no ratio
+        t_mem = memorized["t_mem"].where(memorized["t_mem"] > 0)  # 0: no ratio, censored at ∞
         ratio = metrics.kaplan_meier(
-            [c.t_grok / c.t_mem if c.t_grok is not None and c.t_mem else None for c in memorized],
-            [c.censored_at / c.t_mem if c.t_mem else math.inf for c in memorized],
+            _values(memorized["t_grok"] / t_mem),
+            (memorized["censored_at"] / t_mem).fillna(math.inf).tolist(),
         )
     cls = _registered(entry.sampler)
     accept = None
     if cls is not None and cls.metropolis:
-        accept = float(np.mean([c.accept_rate for c in chains]))
+        accept = float(table["accept_rate"].mean())
     return SamplerStats(
         sampler=entry.sampler,
         entry=entry,
         runs=runs,
         evals_per_step=per_step,
         budget_evals=budget,
-        n=len(chains),
-        grokked=sum(c.grokked for c in chains),
-        touched=sum(c.t_touch is not None for c in chains),
-        generalized=sum(c.generalized for c in chains),
+        n=len(table),
+        grokked=int((~table["censored"]).sum()),
+        touched=int(table["t_touch"].notna().sum()),
+        generalized=int(table["generalized"].sum()),
         memorized=len(memorized),
-        diverged=sum(c.diverged for c in chains),
-        grok_evals=metrics.kaplan_meier([c.t_grok_grad_evals for c in chains], censor_evals),
-        grok_steps=metrics.kaplan_meier([c.t_grok for c in chains], censor_steps),
-        grok_seconds=metrics.kaplan_meier([c.t_grok_seconds for c in chains], censor_seconds),
-        touch_evals=metrics.kaplan_meier([c.t_touch_grad_evals for c in chains], censor_evals),
-        mem_evals=metrics.kaplan_meier([c.t_mem_grad_evals for c in chains], censor_evals),
+        diverged=int(table["diverged"].sum()),
+        grok_evals=_km(table["t_grok_grad_evals"], censor_evals),
+        grok_steps=_km(table["t_grok"], censor_steps),
+        grok_seconds=_km(table["t_grok_seconds"], table["censored_at_seconds"]),
+        touch_evals=_km(table["t_touch_grad_evals"], censor_evals),
+        mem_evals=_km(table["t_mem_grad_evals"], censor_evals),
         ratio=ratio,
         accept=accept,
         peer=peer_of(entry.sampler),
+        table=table,
     )
+
+
+def _values(column: pd.Series) -> list[float | None]:
+    """A time column as Kaplan–Meier takes it: None where not reached."""
+    return [None if pd.isna(v) else float(v) for v in column]
+
+
+def _km(times: pd.Series, censored_at: pd.Series) -> Survival:
+    return metrics.kaplan_meier(_values(times), censored_at.astype(float).tolist())
 
 
 def peer_of(sampler: str) -> str | None:
@@ -223,11 +253,8 @@ def _registered(sampler: str) -> type[samplers.Sampler] | None:
 
 
 def _times(row: SamplerStats):
-    chains = row.chains
-    return (
-        [c.t_grok_grad_evals for c in chains],
-        [c.censored_at * row.evals_per_step for c in chains],
-    )
+    table = row.table
+    return _values(table["t_grok_grad_evals"]), (table["censored_at"] * row.evals_per_step).tolist()
 
 
 def _rank_key(row: SamplerStats):
