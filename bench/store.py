@@ -30,7 +30,9 @@ comes back; a claim whose holder died expires after its lease and is taken over.
 
 **Reading only.** ``Store(path, read_only=True)`` opens an existing store through SQLite's
 read-only mode (``mode=ro``): nothing is created, upgraded or written (what :mod:`bench.results`
-and ``python -m bench export`` use); a version-2 store is read as it is.
+and ``python -m bench export`` use); a version-2 store is read as it is. SQLite itself may leave
+the empty ``-wal`` and ``-shm`` files of a WAL store it read beside it (they are its lock, not
+data; a read-only reader may not delete them while a writer could be using them).
 
 **Refusals.** A file that is not an SQLite database, fails ``PRAGMA quick_check``, belongs to
 another application, or was written with another :data:`SCHEMA_VERSION` raises
