@@ -117,7 +117,7 @@ def build_board(store: Store, compare: Compare, description: str | None = None) 
         for (_, place), record in zip(_final_places(e), runs, strict=True)
         if record is not None
     )
-    groups = dict(list(chains.groupby(["sampler", "role"], sort=False)))
+    groups = dict(list(chains.groupby(["row", "role"], sort=False)))
     for entry, runs in zip(entries, finals, strict=True):
         if any(r is None for r in runs):
             continue  # a half-recorded entry cannot happen (entries follow their runs); be safe

@@ -36,6 +36,7 @@ RUN_COLUMNS: dict[str, tuple[str, str]] = {
     "seed": ("int64", "the chain's seed"),
     "comparison": ("string", "the comparison's key (compare runs)"),
     "role": ("string", "`tune`, `final` or `reference` (compare runs)"),
+    "row": ("string", "the board's row (compare runs): a sampler, a twin `sgld@0`, `hmc+mass`"),
     "trial": ("Int64", "index of the tuning trial in the entry's trials (role `tune`)"),
     "claim": ("string", "the theory claim (claim runs)"),
     "arm": ("string", "the claim's arm: `full` or `minibatch` (claim runs)"),
@@ -85,6 +86,7 @@ CURVE_COLUMNS: dict[str, tuple[str, str]] = {
     "seed": ("int64", "the chain's seed"),
     "comparison": ("string", "the comparison's key (compare runs)"),
     "role": ("string", "`tune`, `final` or `reference` (compare runs)"),
+    "row": ("string", "the board's row (compare runs)"),
     "trial": ("Int64", "the tuning trial (role `tune`)"),
     "claim": ("string", "the theory claim (claim runs)"),
     "step": ("int64", "the evaluation's step"),
@@ -133,6 +135,7 @@ class Place:
 
     compare: str | None = None
     role: str | None = None  # tune, final, reference
+    row: str | None = None  # the board's row: the entry's name (sgld, sgld@0, hmc+mass)
     trials: Mapping[int, int] = field(default_factory=dict)  # chain -> trial (role tune)
     claim: str | None = None
     arm: str | None = None
@@ -159,9 +162,12 @@ def entry_places(entry: Entry) -> list[tuple[str, Place]]:
     for i, trial in enumerate(entry.trials):
         for run_key, chain in trial.get("chains", []):
             trial_of.setdefault(run_key, {})[int(chain)] = i
-    out = [(k, Place(entry.compare_key, "tune", trial_of[k])) for k in entry.tuning_runs]
+    row = entry.sampler
+    out = [
+        (k, Place(entry.compare_key, "tune", row, trial_of[k])) for k in entry.tuning_runs
+    ]
     role = "reference" if entry.role == "reference" else "final"
-    return out + [(k, Place(entry.compare_key, role)) for k in entry.final_runs]
+    return out + [(k, Place(entry.compare_key, role, row)) for k in entry.final_runs]
 
 
 # -- the frames ---------------------------------------------------------------------------------
@@ -311,6 +317,7 @@ def _place_columns(place: Place, chain: int) -> dict[str, Any]:
     return {
         "comparison": place.compare,
         "role": place.role,
+        "row": place.row,
         "trial": place.trials.get(chain),
         "claim": place.claim,
     }

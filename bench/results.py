@@ -38,6 +38,7 @@ chain                      int64                   the chain's index in its run
 seed                       int64                   the chain's seed
 comparison                 string                  the comparison's key (compare runs)
 role                       string                  `tune`, `final` or `reference` (compare runs)
+row                        string                  the board's row (compare runs), e.g. `sgld@0`
 trial                      Int64                   index of the tuning trial in the entry's trials
 claim                      string                  the theory claim (claim runs)
 arm                        string                  the claim's arm: `full` or `minibatch`
@@ -91,6 +92,7 @@ chain                      int64                   the chain's index in its run
 seed                       int64                   the chain's seed
 comparison                 string                  the comparison's key (compare runs)
 role                       string                  `tune`, `final` or `reference` (compare runs)
+row                        string                  the board's row (compare runs)
 trial                      Int64                   the tuning trial (role `tune`)
 claim                      string                  the theory claim (claim runs)
 step                       int64                   the evaluation's step

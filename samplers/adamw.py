@@ -36,6 +36,7 @@ from samplers.base import (
     ones,
     value_and_grad,
 )
+from samplers.search import Dynamics
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class AdamWState:
 
 class AdamW(Sampler):
     name = "adamw"
+    dynamics = Dynamics("adaptive", geometry="adaptive", temperature=None, decay="weight_decay")
     examples = {
         "toy": Example(dict(step_size=1e-2, weight_decay=0.1)),
         "light": Example(

@@ -130,6 +130,9 @@ class Sampler:
     #: The grid a comparison searches (:class:`samplers.search.SearchSpace`); None for the
     #: samplers of this repository, whose grids live in :mod:`bench.compare.spaces`.
     search_space: Any = None
+    #: Its place in the comparison's factorial and the hyperparameters that carry the shared
+    #: units (:class:`samplers.search.Dynamics`); None: searched on its grid only.
+    dynamics: Any = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

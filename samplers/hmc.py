@@ -89,7 +89,7 @@ from samplers.base import (
     validate_hparam,
     value_and_grad,
 )
-from samplers.search import round_grid
+from samplers.search import Dynamics, round_grid
 
 # Dual-averaging constants of Hoffman & Gelman (2014), Sec. 3.2.1.
 _GAMMA, _T0, _KAPPA = 0.05, 10.0, 0.75
@@ -125,6 +125,7 @@ class HMCState:
 
 class HMC(Sampler):
     name = "hmc"
+    dynamics = Dynamics("hamiltonian")
     examples = {
         "toy": Example(dict(step_size=0.05, num_leapfrog=5, temperature=1.0)),
         "light": Example(

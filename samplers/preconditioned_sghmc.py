@@ -62,6 +62,7 @@ from samplers.base import (
     ones,
     value_and_grad,
 )
+from samplers.search import Dynamics
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class PreconditionedSGHMC(Sampler):
     #: The toy example freezes the metric at the first step, so every later step costs the one
     #: gradient the class declares; the light one was picked by hand on add_mod31_mlp (seeds 0-3,
     #: a tenth of riemannian_langevin's light step: friction 0.1 is momentum 0.9).
+    dynamics = Dynamics("momentum", geometry="diagonal", momentum=("friction", True))
     examples = {
         "toy": Example(dict(step_size=1e-3, friction=0.1, temperature=1.0, freeze_after=1)),
         "light": Example(

@@ -88,6 +88,7 @@ from samplers.base import (
     ones,
     value_and_grad,
 )
+from samplers.search import Dynamics
 
 #: h·λ_max(P^½HP^½) below which the first-order update is stable on a quadratic.
 STABILITY_LIMIT = 2.0
@@ -109,6 +110,7 @@ class RiemannianLangevinState:
 class RiemannianLangevin(Sampler):
     name = "riemannian_langevin"
     numerics = "checked-freeze"  # the frozen step is checked against the stability limit
+    dynamics = Dynamics("first order", geometry="diagonal")
     examples = {
         "toy": Example(dict(step_size=1e-3, temperature=1.0, freeze_after=1)),
         "light": Example(

@@ -65,9 +65,47 @@ class SearchSpace:
         return points
 
 
+@dataclass(frozen=True)
+class Dynamics:
+    """Where a sampler sits in the comparison's factorial (geometry × dynamics × noise), and which
+    of its hyperparameters carry the shared units of :mod:`bench.compare.units`.
+
+    ``form``: ``"first order"`` (θ ← θ − h·∇U + noise), ``"momentum"`` (heavy ball: the velocity
+    keeps ``μ`` of itself a step), ``"hamiltonian"`` (leapfrog trajectories with a Metropolis
+    test) or ``"adaptive"`` (AdamW: per-coordinate steps and decoupled decay). ``geometry``:
+    ``"identity"`` or ``"diagonal"`` (a diagonal metric P, here RMSprop's, frozen after a
+    warm-up). ``momentum``: the hyperparameter that sets μ, and whether it is the friction
+    ``α = 1 − μ`` (SGHMC's form) rather than μ itself. ``decay``: the hyperparameter of a
+    decoupled weight decay (AdamW); ``None``: the decay is the prior precision λ."""
+
+    form: str
+    geometry: str = "identity"
+    step: str = "step_size"
+    temperature: str | None = "temperature"
+    momentum: tuple[str, bool] | None = None
+    decay: str | None = None
+
+    FORMS = ("first order", "momentum", "hamiltonian", "adaptive")
+    GEOMETRIES = ("identity", "diagonal", "adaptive")
+
+    def __post_init__(self) -> None:
+        if self.form not in self.FORMS:
+            raise ValueError(f"form must be one of {self.FORMS}, got {self.form!r}")
+        if self.geometry not in self.GEOMETRIES:
+            raise ValueError(f"geometry must be one of {self.GEOMETRIES}, got {self.geometry!r}")
+
+    def mu(self, hparams: Mapping[str, Any]) -> float:
+        """The momentum μ of ``hparams`` (0 without a momentum hyperparameter)."""
+        if self.momentum is None:
+            return 0.0
+        key, is_friction = self.momentum
+        value = float(hparams[key])
+        return 1.0 - value if is_friction else value
+
+
 def round_grid(x: float) -> float:
     """``x`` to 6 significant digits, so that a derived grid value prints and keys stably."""
     return float(f"{x:.6g}")
 
 
-__all__ = ["POSTERIOR", "Axis", "SearchSpace", "round_grid"]
+__all__ = ["POSTERIOR", "Axis", "Dynamics", "SearchSpace", "round_grid"]

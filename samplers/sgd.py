@@ -30,6 +30,7 @@ from samplers.base import (
     ones,
     value_and_grad,
 )
+from samplers.search import Dynamics
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class SGDState:
 
 class SGD(Sampler):
     name = "sgd"
+    dynamics = Dynamics("momentum", temperature=None, momentum=("momentum", False))
     examples = {
         "toy": Example(dict(step_size=1e-2, momentum=0.9)),
         "light": Example(

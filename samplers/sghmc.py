@@ -39,6 +39,7 @@ from samplers.base import (
     ones,
     value_and_grad,
 )
+from samplers.search import Dynamics
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class SGHMCState:
 
 class SGHMC(Sampler):
     name = "sghmc"
+    dynamics = Dynamics("momentum", momentum=("friction", True))
     examples = {
         "toy": Example(dict(step_size=1e-3, friction=0.1, temperature=1.0)),
         "light": Example(

@@ -36,6 +36,7 @@ from samplers.base import (
     ones,
     value_and_grad,
 )
+from samplers.search import Dynamics
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class SGLDState:
 
 class SGLD(Sampler):
     name = "sgld"
+    dynamics = Dynamics("first order")
     examples = {
         "toy": Example(dict(step_size=1e-3, temperature=1.0)),
         "light": Example(

@@ -119,15 +119,16 @@ def test_a_plugin_package_appears_in_list_and_in_compare(tmp_path, repo_env):
         assert [e.name for e in group] == [{name!r}], group
         assert {name!r} in samplers.names()
         assert parse_samplers({name!r} + ",adamw") == [{name!r}, "adamw"]
-        trials = compare.trials_for({name!r}, tasks.make("add_mod7_mlp"), 4)
-        print(sorted((t["hparams"]["step_size"], t["prior_precision"]) for t in trials))
+        (row,) = compare.rows_for([{name!r}])
+        axes = row.bounds(tasks.make("add_mod7_mlp"))
+        print(sorted((k, b.choices) for k, b in axes.items()))
         """
     )
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[(0.3, 0.0001), (0.3, 0.001), (1.0, 0.0001), (1.0, 0.001)]"
+    assert out.stdout.strip() == "[('prior_precision', (0.0001, 0.001)), ('step_size', (0.3, 1.0))]"
 
     listing = subprocess.run(
         [sys.executable, "-m", "bench", "list"],

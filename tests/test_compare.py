@@ -9,10 +9,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import optuna
 import pytest
 
 import samplers
-import tasks
 from bench import board as boards
 from bench import compare as C
 from bench import markdown
@@ -27,80 +27,128 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # -- the protocol's numbers -------------------------------------------------------------------
-@pytest.mark.parametrize("task_name", [TINY, "add_mod7_quadratic"])
-@pytest.mark.parametrize("name", C.own_samplers())
-def test_every_sampler_has_a_search_space_with_enough_valid_trials(name, task_name):
-    task = tasks.make(task_name)
-    space = C.search_space(name, task)
-    grid = space.grid(task)
-    assert len(grid) >= max(p.trials for p in C.PRESETS.values()), "unequal tuning budgets"
-    for trial in C.trials_for(name, task, len(grid)):
-        samplers.make(name, **trial["hparams"])  # every grid point is a valid configuration
-        assert trial["prior_precision"] >= 0
-        if name == "adamw":
-            assert trial["prior_precision"] == 0.0  # AdamW decays on its own
-        elif name in ("sgd", "sgld", "sghmc", "hmc", "riemannian_langevin"):
-            assert "weight_decay" not in trial["hparams"]
-            assert trial["prior_precision"] > 0  # their decay is the prior
+#: Scales of a made-up checkpoint: known answers for the unit conversions.
+SCALES = C.Scales(
+    norm=80.0,
+    grad_norm=0.01,
+    cosine=-0.85,
+    lambda_c=1.3e-4,
+    sharpness=0.25,
+    precond_mean=5000.0,
+    precond_sharpness=2000.0,
+    n_train=1000,
+    dim=10_000,
+)
 
 
-def test_trials_are_a_fixed_subset_of_the_grid(tiny_task):
-    a = C.trials_for("sgld", tiny_task, 8)
-    assert a == C.trials_for("sgld", tiny_task, 8)
-    assert len(a) == 8 and len({repr(t) for t in a}) == 8
-    grid = C.search_space("sgld", tiny_task).grid(tiny_task)
-    assert all(t["search"] in grid for t in a)
-    adam = C.trials_for("adamw", tiny_task, 100)
-    ref = tiny_task.reference
-    assert {"step_size": ref["step_size"], "weight_decay": ref["weight_decay"]} in [
-        t["search"] for t in adam
-    ]
+def _corners(row):
+    """Every corner of a row's search space (categoricals: every choice)."""
+    points = [{}]
+    for name, bound in row.bounds().items():
+        values = bound.choices if bound.choices is not None else (bound.low, bound.high)
+        points = [{**p, name: v} for p in points for v in values]
+    return points
 
 
-@pytest.mark.parametrize("name", C.own_samplers())
-def test_trials_cover_every_axis_evenly(name):
-    task = tasks.make("add_mod7_quadratic")
-    space = C.search_space(name, task)
-    for k in (3, 6, 8):
-        if k > len(space.grid(task)):
+@pytest.mark.parametrize("row", C.ROWS, ids=lambda r: r.name)
+def test_every_row_maps_its_units_to_valid_hyperparameters_and_back(row, tiny_task):
+    for point in _corners(row):
+        config = row.config(point, SCALES, tiny_task)
+        warmup = {row.warmup[0]: 100} if row.warmup else {}  # set per run by jobs_for
+        samplers.make(row.sampler, **config["hparams"], **warmup)  # a valid configuration
+        units = config["units"]
+        for name in ("kappa", "h_rel", "tau_n", "lr"):
+            if name in point:
+                assert units[name] == pytest.approx(float(point[name]), rel=1e-4), name
+        if row.sampler == "adamw":
+            assert config["prior_precision"] == 0.0  # AdamW decays on its own
+        else:
+            assert config["prior_precision"] > 0 and "weight_decay" not in config["hparams"]
+
+
+def test_shared_units_have_the_stated_meaning():
+    sgd = C.ROWS[1]
+    assert sgd.name == "sgd" and sgd.cell() == {
+        "geometry": "identity",
+        "dynamics": "momentum",
+        "noise": "no",
+    }
+    config = sgd.config({"kappa": 1e-3, "h_rel": 0.5}, SCALES, None)
+    h = 0.5 * 2 * (1 + 0.9) / 0.25  # half the heavy-ball limit 2(1 + μ)/λ_max
+    assert config["hparams"]["step_size"] == pytest.approx(h, rel=1e-5)
+    assert config["prior_precision"] == pytest.approx(1e-3 * (1 - 0.9) / h, rel=1e-5)
+    sgld = next(r for r in C.ROWS if r.name == "sgld")
+    config = sgld.config({"kappa": 1e-3, "h_rel": 1.0, "tau_n": 1.0}, SCALES, None)
+    assert config["hparams"]["temperature"] == pytest.approx(1e-3)  # τ·N = 1: the posterior
+    assert config["hparams"]["step_size"] == pytest.approx(2 / 0.25)
+    lam = config["prior_precision"]
+    assert config["units"]["noise_scale"] == pytest.approx((10_000 * 1e-3 / lam) ** 0.5)
+    pl = next(r for r in C.ROWS if r.name == "riemannian_langevin")
+    config = pl.config({"kappa": 1e-3, "h_rel": 1.0, "tau_n": 0.1}, SCALES, None)
+    assert config["hparams"]["step_size"] == pytest.approx(2 / 2000.0)  # λ_max(P̂^½HP̂^½)
+    assert config["prior_precision"] == pytest.approx(1e-3 / (2 / 2000.0 * 5000.0), rel=1e-5)
+
+
+def test_a_twin_is_its_row_at_zero_temperature():
+    for row in C.ROWS:
+        if not row.twin:
             continue
-        trials = C.trials_for(name, task, k)
-        assert len(trials) == k
-        for axis in space.axes:
-            values = axis.resolve(task)
-            counts = [sum(t["search"][axis.name] == v for t in trials) for v in values]
-            assert max(counts) - min(counts) <= 1, (axis.name, counts)
+        chosen = row.config({"kappa": 3e-3, "h_rel": 0.3, "tau_n": 0.1}, SCALES, None)
+        twin = C.twin_of(row)
+        config = row.twin_config(chosen, SCALES)
+        assert twin.name == row.name + "@0" and twin.cell()["noise"] == "no"
+        assert row.cell()["noise"] == "yes"
+        assert {**config["hparams"], "temperature": None} == {
+            **chosen["hparams"],
+            "temperature": None,
+        }
+        assert config["hparams"]["temperature"] == 0.0
+        assert config["prior_precision"] == chosen["prior_precision"]
+    assert not any(r.twin for r in C.ROWS if r.sampler == "hmc")  # exp(−U/τ) has no τ = 0
 
 
-def test_hmc_step_size_shrinks_like_sqrt_temperature(tiny_task):
-    for trial in C.trials_for("hmc", tiny_task, 100):
-        s = trial["search"]
-        eps = trial["hparams"]["step_size"]
-        assert eps == pytest.approx((s["eta"] * s["temperature"]) ** 0.5, rel=1e-5)
+def test_rows_for_names_rows_of_samplers_and_grid_rows_of_the_rest():
+    rows = C.rows_for(["hmc", "sgld", "blackjax.sgld"])
+    assert [r.name for r in rows] == ["sgld", "hmc", "hmc+mass", "blackjax.sgld"]
+    assert rows[-1].grid and not rows[0].grid
+    with pytest.raises(samplers.UnknownSamplerError, match="sgld"):
+        C.rows_for(["sgdl"])
+
+
+def test_rungs_and_tuning_cost(tiny_task):
+    from bench.compare import tuner
+
+    preset = replace(C.PRESETS["cpu"]).resolve(tiny_task)
+    assert tuner.rung_budgets(preset) == [350, 1000, 3000]
+    # 9 trials, 2 seeds, keep a third: 9·2/9 + 3·2/3 + 1·2·1 full-budget chains a batch
+    assert C.presets.tuning_chain_budgets(preset) == pytest.approx(2 * (2 + 2 + 2))
 
 
 def test_budgets_are_equal_in_gradient_evaluations(tiny_task):
     preset = replace(C.PRESETS["smoke"], budget=600, eval_every=30).resolve(tiny_task)
-    hmc = C.trials_for("hmc", tiny_task, 2)
-    warmup = C.search_space("hmc", tiny_task).warmup
-    (job, members), *_ = C.jobs_for("hmc", hmc, [0], preset, "tune", warmup=warmup)
-    L = hmc[0]["hparams"]["num_leapfrog"]
+    hmc = next(r for r in C.ROWS if r.name == "hmc")
+    configs = [
+        hmc.config({"kappa": 1e-3, "h_rel": 0.5, "tau_n": 1.0, "num_leapfrog": 16}, SCALES, None)
+    ]
+    (job, members), *_ = C.jobs_for("hmc", configs, [0], preset, "tune", warmup=hmc.warmup)
     # a step costs L (the start gradient is carried over); the warm-up is a share of the steps
-    assert job.spec.budget == 600 // L and job.spec.eval_every == max(1, 30 // L)
-    assert job.spec.hparams["adapt_steps"] == int(0.2 * job.spec.budget)
-    assert job.spec.grad_evals_per_step() == L
-    (job, members), *_ = C.jobs_for("sgld", C.trials_for("sgld", tiny_task, 2), [0, 1], preset, "t")
+    assert job.spec.budget == 600 // 16 and job.spec.eval_every == max(1, 30 // 16)
+    assert job.spec.hparams["adapt_steps"] == int(0.3 * job.spec.budget)
+    assert job.spec.grad_evals_per_step() == 16
+    # a rung of the tuner: a shorter run with the full run's warm-up (a prefix of it)
+    (rung, _), *_ = C.jobs_for("hmc", configs, [0], preset, "tune", warmup=hmc.warmup, budget=200)
+    assert rung.spec.budget == 200 // 16 and rung.spec.hparams["adapt_steps"] == int(0.3 * 37)
+    sgld = next(r for r in C.ROWS if r.name == "sgld")
+    configs = [
+        sgld.config({"kappa": k, "h_rel": 0.5, "tau_n": 1.0}, SCALES, None) for k in (1e-3, 1e-2)
+    ]
+    (job, members), *_ = C.jobs_for("sgld", configs, [0, 1], preset, "t")
     assert job.spec.budget == 600 and job.spec.eval_every == 30
+    assert job.spec.max_norm_growth == preset.max_norm_growth == 10.0
     assert members == [(0, 0), (0, 1), (1, 0), (1, 1)]  # one chain per (trial, seed)
     assert job.spec.seeds == (0, 1, 0, 1) and job.spec.start == "init"
-    # one value per chain, written once where every chain shares it
-    chosen = [trial["hparams"]["step_size"] for trial in C.trials_for("sgld", tiny_task, 2)]
-    assert [row["step_size"] for row in job.spec.per_chain()] == [
-        chosen[0],
-        chosen[0],
-        chosen[1],
-        chosen[1],
-    ]
+    priors = [c["prior_precision"] for c in configs]
+    assert list(job.spec.prior_precision) == [priors[0], priors[0], priors[1], priors[1]]
 
 
 def test_jobs_split_by_settings_that_cannot_vary_per_chain(tiny_task):
@@ -117,40 +165,45 @@ def test_jobs_split_by_settings_that_cannot_vary_per_chain(tiny_task):
 
 # -- the whole protocol, in process -----------------------------------------------------------
 def test_compare_records_everything_and_a_rerun_reuses_it(tmp_path, tiny_task):
-    preset = replace(C.PRESETS["smoke"], budget=200, eval_every=20, trials=2, seeds=3)
+    preset = replace(C.PRESETS["smoke"], budget=180, eval_every=20, trials=3, seeds=3)
     lines: list[str] = []
-    names = ["adamw", "hmc"]
+    names = ["adamw", "sgld"]
     with Store(tmp_path / "s.sqlite") as store:
         key = C.compare(tiny_task, names, preset, store, log=lines.append)
         runs, chains = store.count("runs"), store.count("chains")
-        entries = store.entries(key)
-        assert [(e.sampler, e.role) for e in entries] == [
-            ("adamw", "tuned"),
-            ("hmc", "tuned"),
-            ("adamw", "reference"),
-        ]
-        assert entries[2].chosen["hparams"]["step_size"] == tiny_task.reference["step_size"]
-        # per sampler: tuning jobs (one per num_leapfrog for HMC), then one fresh-seed job; the
-        # reference shares its run with tuned AdamW when both have the same configuration
+        by_name = {e.sampler: e for e in store.entries(key)}
+        entries = [by_name[n] for n in ("adamw", "sgld", "sgld@0", "reference")]
+        assert [e.role for e in entries] == ["tuned", "tuned", "twin", "reference"]
+        assert len(by_name) == 4
+        assert entries[3].chosen["hparams"]["step_size"] == tiny_task.reference["step_size"]
+        twin, sgld = entries[2].chosen, entries[1].chosen
+        assert twin["hparams"] == {**sgld["hparams"], "temperature": 0.0}
+        assert twin["twin_of"] == "sgld" and twin["cell"]["noise"] == "no"
         used = {k for e in entries for k in (*e.tuning_runs, *e.final_runs)}
         assert runs == len(used) == len(store.run_keys())
-        assert [len(e.final_runs) for e in entries] == [1, 1, 1]
         assert chains == sum(len(store.get_run(k).result.chains) for k in used)
         for entry in entries[:2]:
-            assert len(entry.trials) == 2
-            assert entry.chosen in [
-                {k: t[k] for k in ("search", "hparams", "prior_precision")} for t in entry.trials
-            ]
+            # successive halving: 3 trials at the first rung, 1 goes on to the last
+            assert len(entry.trials) == 3
+            assert sorted(t["state"] for t in entry.trials) == ["COMPLETE", "PRUNED", "PRUNED"]
+            done = next(t for t in entry.trials if t["state"] == "COMPLETE")
+            assert entry.chosen["hparams"] == done["hparams"] and done["rung"] == 180
             final = store.get_run(entry.final_runs[0]).result
             assert final.spec.seeds == (1000, 1001, 1002)  # fresh seeds, never used in tuning
-            evals = C.grad_evals_per_step(entry.sampler, entry.chosen["hparams"])
-            assert final.spec.budget * evals <= 200 and final.grad_evals_per_step == evals
+            assert final.spec.budget == 180 and final.spec.max_norm_growth == 10.0
+        # the same tuning cost in gradient evaluations for every row: 3·20 + 1·60 + 1·180
+        assert [e.chosen["tuning"]["grad_evals"] for e in entries[:2]] == [300, 300]
+        studies = optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 's.sqlite'}")
+        assert sorted(s.n_trials for s in studies) == [3, 3]  # kept in the store's own file
         again: list[str] = []
         assert C.compare(tiny_task, names, preset, store, log=again.append) == key
         assert (store.count("runs"), store.count("chains")) == (runs, chains)
         assert again[-1].strip().startswith("0 runs trained")
+        studies = optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 's.sqlite'}")
+        assert sorted(s.n_trials for s in studies) == [3, 3]  # nothing asked twice
+        assert {e.sampler: e for e in store.entries(key)} == by_name
         board = boards.build_board(store, store.compares()[0])
-    assert {r.sampler for r in board.rows} == set(names)  # not-reached rows are kept
+    assert {r.sampler for r in board.rows} == {"adamw", "sgld", "sgld@0"}  # none dropped
     assert board.reference is not None and board.reference.n == 3
     text = markdown.render_page([board], {})
     for name in names:
@@ -216,7 +269,9 @@ def test_kill_9_mid_compare_then_rerun_loses_and_duplicates_nothing(
     with Store(store) as s:
         (compare,) = s.compares()
         entries = s.entries(compare.key)
-        assert len(entries) == 5  # four samplers and the reference
+        assert len(entries) == 7  # four rows, the twins of sgld and sghmc, the reference
+        studies = optuna.get_all_study_summaries(f"sqlite:///{store}")
+        assert sorted(s.n_trials for s in studies) == [2] * 4  # the killed batch asked once
         referenced = {k for e in entries for k in (*e.tuning_runs, *e.final_runs)}
         assert referenced == set(after)  # every stored run is used, and none is missing
         assert s.count("runs") == len(after)

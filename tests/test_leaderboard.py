@@ -110,13 +110,28 @@ def _curves(chains, per_step):
     return rows
 
 
+#: Scales of a made-up checkpoint, and three points of each row's space in shared units.
+SCALES = C.Scales(80.0, 0.01, -0.85, 1.3e-4, 0.25, 5000.0, 2000.0, 1000, 10_000)
+POINTS = [
+    {"kappa": 1e-3, "h_rel": 0.3, "tau_n": 0.01, "lr": 1e-2, "num_leapfrog": 16},
+    {"kappa": 3e-3, "h_rel": 0.5, "tau_n": 0.1, "lr": 3e-2, "num_leapfrog": 16},
+    {"kappa": 1e-2, "h_rel": 1.0, "tau_n": 1.0, "lr": 1e-1, "num_leapfrog": 24},
+]
+
+
 def fill(store: Store, task) -> str:
     preset = replace(C.PRESETS["cpu"], budget=BUDGET, eval_every=EVERY)
     names = list(OUTCOMES)
-    key, protocol = C.protocol_for(task, preset, names, asked="add_mod113")
+    rows = {r.name: r for r in C.rows_for(names)}
+    key, protocol = C.protocol_for(task, preset, list(rows.values()), asked="add_mod113")
+    protocol["scales"] = SCALES.to_dict()
     store.put_compare(key, task.name, task.config, "cpu", protocol)
     for name, (per_step, outcomes) in OUTCOMES.items():
-        trials = C.trials_for(name, task, 3)
+        row = rows[name]
+        trials = []
+        for point in POINTS:
+            values = {k: point[k] for k in row.bounds(task)}
+            trials.append(row.config(values, SCALES, task))
         chosen = trials[1]
         hparams = {**chosen["hparams"], "prior_precision": chosen["prior_precision"]}
         accept = 0.61 if name == "hmc" else 1.0

@@ -298,12 +298,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "--preset paper runs the task as registered"
         )
     resolved = preset.resolve(task)
-    for name in names:
-        size = len(comparison.search_space(name, task).grid(task))
-        if size < resolved.trials:
+    for row in comparison.rows_for(names):
+        size = len(comparison.search_space(row.sampler, task).grid(task)) if row.grid else None
+        if size is not None and size < resolved.trials:
             raise BadInput(
-                f"--trials {resolved.trials} is more than the {size} points of {name}'s search "
-                "space: the tuning budgets would not be equal"
+                f"--trials {resolved.trials} is more than the {size} points of {row.name}'s "
+                "search grid: the tuning budgets would not be equal"
             )
     # the executor before the store: a cluster that cannot be started or joined writes nothing
     with (
@@ -312,8 +312,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ):
         log(
             f"compare {task.name}: preset {preset.name}, {len(names)} samplers "
-            f"({', '.join(names)}), {resolved.trials} trials x {resolved.tune_seeds} seed(s) "
-            f"each, then {resolved.seeds} fresh seeds; budget {resolved.budget} gradient "
+            f"({', '.join(names)}), {resolved.batches} tuning batch(es) of {resolved.trials} "
+            f"trials x {resolved.tune_seeds} seed(s) each with successive halving, then "
+            f"{resolved.seeds} fresh seeds; budget {resolved.budget} gradient "
             f"evaluations per chain; start(s) {', '.join(starts)}; {executor.workers} "
             f"worker(s); store {store.path}"
         )

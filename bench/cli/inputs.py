@@ -123,6 +123,7 @@ def preset_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "budget": args.budget,
         "eval_every": args.eval_every,
         "trials": args.trials,
+        "batches": args.batches,
         "tune_seeds": args.tune_seeds,
         "seeds": args.seeds,
         "confirm": args.confirm,

@@ -2,10 +2,13 @@
 
 The protocol is stated in :mod:`bench.compare.protocol`; the package reads top to bottom as
 
-* :mod:`~bench.compare.spaces`: what each sampler may try (a grid each, balanced draw);
+* :mod:`~bench.compare.units`: the checkpoint's scales, and hyperparameters in shared units;
+* :mod:`~bench.compare.spaces`: the grids of samplers without a row (peers, plugins);
+* :mod:`~bench.compare.rows`: the factorial's rows and their search spaces;
 * :mod:`~bench.compare.presets`: how much (budget, trials, seeds) and the runtime estimate;
 * :mod:`~bench.compare.protocol`: how a trial is scored and what a comparison's key covers;
 * :mod:`~bench.compare.jobs`: chains packed into vectorized jobs (trained by :mod:`bench.jobs`);
+* :mod:`~bench.compare.tuner`: Optuna's TPE with successive halving, its studies in the store;
 * :mod:`~bench.compare.loop`: the main loop that ties them together.
 """
 
@@ -22,15 +25,9 @@ from bench.compare.presets import (
     estimate_minutes,
 )
 from bench.compare.protocol import BASELINE, FRESH_SEED, protocol_for, reference_config, score
-from bench.compare.spaces import (
-    SEARCH_SPACES,
-    Axis,
-    SearchSpace,
-    balanced_subset,
-    own_samplers,
-    search_space,
-    trials_for,
-)
+from bench.compare.rows import ROWS, TWIN, Row, rows_for, twin_of
+from bench.compare.spaces import SEARCH_SPACES, Axis, SearchSpace, own_samplers, search_space
+from bench.compare.units import Scales
 
 __all__ = [
     "BASELINE",
@@ -39,12 +36,15 @@ __all__ = [
     "FRESH_SEED",
     "MEMORIZED",
     "PRESETS",
+    "ROWS",
     "SEARCH_SPACES",
     "STARTS",
+    "TWIN",
     "Axis",
     "Preset",
+    "Row",
+    "Scales",
     "SearchSpace",
-    "balanced_subset",
     "choose_preset",
     "compare",
     "estimate_minutes",
@@ -53,7 +53,8 @@ __all__ = [
     "own_samplers",
     "protocol_for",
     "reference_config",
+    "rows_for",
     "score",
     "search_space",
-    "trials_for",
+    "twin_of",
 ]

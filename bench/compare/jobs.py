@@ -28,6 +28,7 @@ def jobs_for(
     *,
     starts: Mapping[int, str] | None = None,
     warmup: tuple[str, float] | None = None,
+    budget: int | None = None,
 ) -> list[tuple[Job, list[tuple[int, int]]]]:
     """Vectorized jobs that run every config on every seed; each job comes with the
     (config index, seed) of its chains. Configs that differ in a setting that cannot vary per
@@ -35,7 +36,9 @@ def jobs_for(
 
     ``starts`` maps a seed to the key of its memorized checkpoint (``None``: from
     ``task.init``); ``warmup = (hyperparameter, fraction)`` gives that fraction of each job's
-    steps to the sampler's adaptation."""
+    steps to the sampler's adaptation. ``budget`` (gradient evaluations; default the preset's)
+    shortens a run without moving its warm-up, which is always that of a run of the preset's
+    budget: a shorter run is then a prefix of the full one (a rung of the tuner)."""
     params = samplers.lookup(sampler).params
     fixed_keys = [k for k, p in params.items() if not p.per_chain]
     groups: dict[str, list[int]] = {}
@@ -49,10 +52,11 @@ def jobs_for(
             part = chains[start : start + preset.max_chains]
             hp = [dict(configs[i]["hparams"]) for i, _ in part]
             evals = grad_evals_per_step(sampler, hp[0])
-            steps = max(1, preset.budget // evals)
+            full = max(1, preset.budget // evals)
+            steps = full if budget is None else max(1, budget // evals)
             if warmup is not None:
                 for h in hp:
-                    h[warmup[0]] = max(1, int(warmup[1] * steps))
+                    h[warmup[0]] = max(1, int(warmup[1] * full))
             spec = RunSpec.from_chains(
                 sampler,
                 hp,
@@ -63,6 +67,7 @@ def jobs_for(
                 batch_size=preset.batch_size,
                 confirm=None if preset.confirm is None else preset.confirm // evals,
                 start=[starts[s] for _, s in part] if starts else INIT,
+                max_norm_growth=preset.max_norm_growth,
             )
             job = Job(spec, label)
             out.append((job, part))

@@ -1,27 +1,28 @@
-"""The comparison's main loop: tune every sampler on equal budgets, run each one's best
-configuration on fresh seeds, and record it all in the store (the protocol is stated in
-:mod:`bench.compare.protocol`).
+"""The comparison's main loop: measure the checkpoint's scales, tune every row of the factorial
+on equal budgets, run each row's choice (and each noisy row's τ = 0 twin) on fresh seeds, and
+record it all in the store (the protocol is stated in :mod:`bench.compare.protocol`).
 
-Two batches of independent jobs, each trained through :class:`bench.jobs.Runner` (reused from
-the store where they are there, split over the executor's workers): every sampler's tuning
-trials, then every sampler's choice and the reference on the fresh seeds. With
+Every run is a job trained through :class:`bench.jobs.Runner` (reused from the store where it is
+there, split over the executor's workers): the tuner's rungs, all rows' chains of a rung in one
+batch of jobs, then every row's choice, every twin and the reference on the fresh seeds. With
 ``start="memorized"`` every chain of a seed starts from that seed's memorized checkpoint
 (:mod:`bench.checkpoints`), made once and shared.
 """
 
 from __future__ import annotations
 
-import math
+import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from bench import checkpoints
+from bench.compare import tuner, units
 from bench.compare.jobs import grad_evals_per_step, jobs_for
 from bench.compare.presets import Preset
-from bench.compare.protocol import FRESH_SEED, protocol_for, reference_config, score
-from bench.compare.spaces import search_space, trials_for
+from bench.compare.protocol import FRESH_SEED, protocol_for, reference_config
+from bench.compare.rows import Row, rows_for, twin_of
 from bench.jobs import Job, Runner
 from bench.run import RunResult
 from bench.spec import INIT
@@ -40,16 +41,16 @@ def compare(
     log: Callable[[str], None] = print,
     asked: str | None = None,
 ) -> str:
-    """Tune every sampler, run its best configuration on fresh seeds, record it all in
-    ``store``; returns the comparison's key. Reruns reuse every stored run. ``start`` is the
-    protocol (``"memorized"`` or ``"init"``); ``asked`` is the task named on the command line
-    when a preset swapped its model."""
+    """Tune every row of ``sampler_names`` (:func:`bench.compare.rows.rows_for`), run its
+    choice on fresh seeds, record it all in ``store``; returns the comparison's key. Reruns
+    reuse every stored run and study. ``start`` is the protocol (``"memorized"`` or
+    ``"init"``); ``asked`` is the task named on the command line when a preset swapped it."""
     preset = preset.resolve(task)
-    key, protocol = protocol_for(task, preset, sampler_names, start, asked)
+    rows = rows_for(sampler_names)
+    key, protocol = protocol_for(task, preset, rows, start, asked)
     for earlier in store.compares(task.name):
-        if earlier.key == key:  # samplers of earlier invocations keep their search spaces
-            spaces = earlier.protocol.get("search_spaces", {})
-            protocol["search_spaces"] = {**spaces, **protocol["search_spaces"]}
+        if earlier.key == key:  # rows of earlier invocations keep their spaces on the page
+            protocol["rows"] = {**earlier.protocol.get("rows", {}), **protocol["rows"]}
     tune_seeds = list(range(preset.tune_seeds))
     fresh = list(range(FRESH_SEED, FRESH_SEED + preset.seeds))
     starts: dict[int, str] | None = None
@@ -61,6 +62,15 @@ def compare(
         starts = {c.seed: c.key for c in points}
         thetas = {c.key: c.theta for c in points}
         protocol["checkpoint_steps"] = {str(c.seed): c.step for c in points}
+        tuning_thetas = torch.stack([thetas[starts[s]] for s in tune_seeds])
+    else:
+        tuning_thetas = torch.cat([task.init(s, 1) for s in tune_seeds])
+    scales = units.probe(task, tuning_thetas)
+    protocol["scales"] = scales.to_dict()
+    log(
+        f"  scales at the tuning {'checkpoints' if starts else 'starts'}: ‖θ‖ {scales.norm:.3g}, "
+        f"λ_max {scales.sharpness:.3g}, λ_c {scales.lambda_c:.3g}, mean P̂ {scales.precond_mean:.3g}"
+    )
     store.put_compare(key, task.name, task.config, preset.name, protocol)
 
     def start_of(job: Job) -> torch.Tensor | None:
@@ -70,77 +80,142 @@ def compare(
 
     runner = Runner(task, store, executor=executor, device=device, log=log)
 
-    # -- tuning: every sampler's trials on the tuning seeds ----------------------------------
-    plans = {}
-    for name in sampler_names:
-        configs = trials_for(name, task, preset.trials)
-        warmup = search_space(name, task).warmup
-        packed = jobs_for(name, configs, tune_seeds, preset, "tune", starts=starts, warmup=warmup)
-        plans[name] = (configs, packed)
-    jobs = [job for _, packed in plans.values() for job, _ in packed]
-    log(f"  tuning: {len(jobs)} jobs ({start} start)")
-    results = dict(runner.run_all(jobs, start_of, _check_cost))
+    def run_jobs(jobs: list[Job]) -> dict[str, RunResult]:
+        return dict(runner.run_all(jobs, start_of, _check_cost))
 
-    entries: dict[str, Entry] = {}
-    finals: dict[str, list[Job]] = {}
-    for name, (configs, packed) in plans.items():
-        per_trial: dict[int, list] = {i: [] for i in range(len(configs))}
-        tuning_runs = []
-        for job, members in packed:
-            run_id = job.key(task)
-            tuning_runs.append(run_id)
-            for chain, (i, _seed) in zip(results[run_id].chains, members, strict=True):
-                per_trial[i].append((run_id, chain))
-        scored, trials_out = [], []
-        for i, config in enumerate(configs):
-            chains = [c for _, c in per_trial[i]]
-            s = score(chains, grad_evals_per_step(name, config["hparams"]))
-            scored.append((s, i))
-            trials_out.append(
-                {
-                    **config,
-                    "chains": [[r, c.chain] for r, c in per_trial[i]],
-                    "score": [None if isinstance(x, float) and math.isinf(x) else x for x in s],
-                }
-            )
-        chosen = configs[min(scored)[1]]
-        warmup = search_space(name, task).warmup
-        finals[name] = [
-            job
-            for job, _ in jobs_for(
-                name, [chosen], fresh, preset, "final", starts=starts, warmup=warmup
-            )
-        ]
-        entries[name] = Entry(
-            compare_key=key,
-            sampler=name,
-            trials=trials_out,
-            tuning_runs=tuning_runs,
-            chosen=chosen,
-            final_runs=[job.key(task) for job in finals[name]],
-        )
+    # -- tuning: every row's study, rung by rung ---------------------------------------------
+    tuned = tune(rows, task, preset, scales, store, key, run_jobs, tune_seeds, starts, log)
+
+    # -- fresh seeds: every row's choice, every twin, and the reference ----------------------
+    finals: dict[str, tuple[Row, dict[str, Any], str]] = {}
+    for row in rows:
+        result = tuned[row.name]
+        finals[row.name] = (row, result.chosen, "tuned")
+        if row.twin:
+            twin = twin_of(row)
+            finals[twin.name] = (twin, row.twin_config(result.chosen, scales), "twin")
     if preset.reference and task.reference:
         name, chosen = reference_config(task)
-        jobs = [job for job, _ in jobs_for(name, [chosen], fresh, preset, "ref", starts=starts)]
-        finals["reference"] = jobs
-        entries["reference"] = Entry(
-            compare_key=key,
-            sampler=name,
-            trials=[],
-            tuning_runs=[],
-            chosen=chosen,
-            final_runs=[job.key(task) for job in jobs],
-            role="reference",
+        finals["reference"] = (Row("reference", name), chosen, "reference")
+    planned: dict[str, list[Job]] = {}
+    for name, (row, chosen, _) in finals.items():
+        packed = jobs_for(
+            row.sampler, [chosen], fresh, preset, "final", starts=starts, warmup=row.warmup
         )
-
-    # -- fresh seeds: every sampler's choice, and the reference ------------------------------
-    jobs = [job for group in finals.values() for job in group]
+        planned[name] = [job for job, _ in packed]
+    jobs = [job for group in planned.values() for job in group]
     log(f"  fresh seeds: {len(jobs)} jobs")
-    runner.run_all(jobs, start_of, _check_cost)
-    for entry in entries.values():
-        store.put_entry(entry)
+    run_jobs(jobs)
+    for name, (row, chosen, role) in finals.items():
+        result = tuned.get(name)
+        store.put_entry(
+            Entry(
+                compare_key=key,
+                sampler=name,
+                trials=result.trials if result else [],
+                tuning_runs=result.runs if result else [],
+                chosen={
+                    **chosen,
+                    "sampler": row.sampler,
+                    "cell": row.cell() if role != "reference" else {},
+                    "twin_of": row.twin_of,
+                    "tuning": _tuning_json(result) if result else None,
+                },
+                final_runs=[job.key(task) for job in planned[name]],
+                role=role,
+            )
+        )
     log(f"  {runner.ran} runs trained, {runner.reused} reused from the store")
     return key
+
+
+def tune(
+    rows: Sequence[Row],
+    task: Any,
+    preset: Preset,
+    scales: units.Scales,
+    store: Store,
+    compare_key: str,
+    run_jobs: Callable[[list[Job]], dict[str, RunResult]],
+    seeds: Sequence[int],
+    starts: dict[int, str] | None,
+    log: Callable[[str], None],
+) -> dict[str, tuner.Tuned]:
+    """Every row's study (:mod:`bench.compare.tuner`), batch by batch and rung by rung, all rows'
+    chains of a rung trained as one batch of jobs."""
+    storage = tuner.storage(store.path)
+    tuners = {
+        row.name: tuner.RowTuner(
+            row,
+            tuner.study(storage, compare_key, row),
+            row.bounds(task),
+            lambda values, row=row: row.config(values, scales, task),
+            preset.trials,
+        )
+        for row in rows
+    }
+    budgets = tuner.rung_budgets(preset)
+    for batch in range(preset.batches):
+        if batch and batch == preset.batches - 1:
+            for t in tuners.values():
+                t.widen_edges()
+        live = {name: t.ask(batch) for name, t in tuners.items()}
+        for r, budget in enumerate(budgets):
+            last = r == len(budgets) - 1
+            packed = {}
+            for name, trials in live.items():
+                row = tuners[name].row
+                configs = [trial.config for trial in trials]
+                packed[name] = jobs_for(
+                    row.sampler,
+                    configs,
+                    seeds,
+                    preset,
+                    "tune",
+                    starts=starts,
+                    warmup=row.warmup,
+                    budget=budget,
+                )
+            jobs = [job for group in packed.values() for job, _ in group]
+            log(
+                f"  tuning batch {batch + 1}/{preset.batches}, rung of {budget} gradient "
+                f"evaluations: {len(jobs)} jobs"
+            )
+            results = run_jobs(jobs)
+            for name, trials in live.items():
+                t = tuners[name]
+                chains: dict[int, list] = {trial.number: [] for trial in trials}
+                series: dict[int, list] = {}
+                evals: dict[int, int] = {}
+                for job, members in packed[name]:
+                    run_id = job.key(task)
+                    t.runs.append(run_id)
+                    result = results[run_id]
+                    t.grad_evals += result.steps_run * result.grad_evals_per_step * job.spec.chains
+                    curves = result.curves or store.get_run(run_id).result.curves
+                    for chain, (i, _seed) in zip(result.chains, members, strict=True):
+                        number = trials[i].number
+                        chains[number].append((run_id, chain))
+                        evals[number] = job.spec.grad_evals_per_step()
+                        series.setdefault(number, []).extend(
+                            (int(c["grad_evals"]), float(c.get("val_acc", float("nan"))))
+                            for c in curves
+                            if c["chain"] == chain.chain
+                        )
+                medians = {n: _median_by_step(points) for n, points in series.items()}
+                live[name] = t.judge(trials, chains, medians, evals, budget, preset.budget, last)
+    return {name: t.result() for name, t in tuners.items()}
+
+
+def _median_by_step(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    by: dict[int, list[float]] = {}
+    for step, value in points:
+        by.setdefault(step, []).append(value)
+    return [(step, statistics.median(v)) for step, v in sorted(by.items())]
+
+
+def _tuning_json(result: tuner.Tuned) -> dict[str, Any]:
+    return {"bounds": result.bounds, "widened": result.widened, "grad_evals": result.grad_evals}
 
 
 def _check_cost(job: Job, result: RunResult) -> None:
@@ -151,3 +226,6 @@ def _check_cost(job: Job, result: RunResult) -> None:
             f"{job.spec.sampler} spent {result.grad_evals_per_step} gradient evaluations per "
             f"step, the protocol assumed {expected}: the budgets would not be equal"
         )
+
+
+__all__ = ["compare", "grad_evals_per_step", "tune"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -35,15 +36,17 @@ class Preset:
     model: str | None  # None: the task as asked; else its data with this (lighter) model
     budget: int | None  # None: the task's default budget (in AdamW steps = gradient evals)
     eval_every: int | None  # None: budget / 100
-    trials: int
+    trials: int  # per tuning batch (bench.compare.tuner)
     tune_seeds: int
     seeds: int
+    batches: int = 2  # tuning batches per row: the first random, the rest guided by TPE
     max_chains: int = 64  # a vectorized job holds at most this many chains
     reference: bool = True  # also run the task's own optimizer setting, untuned, on fresh seeds
     starts: tuple[str, ...] = STARTS  # protocols run by default, the first shown first
     confirm: int | None = None  # window of sustained grokking; None = the rest of the run
     batch_size: int | None = None  # None: the task's (full batch)
     memorized: Criterion = MEMORIZED  # when a checkpoint is memorized
+    max_norm_growth: float | None = 10.0  # a chain whose ‖θ‖ grows this much has diverged
     description: str = ""
 
     def resolve(self, task: Any) -> Preset:
@@ -63,8 +66,14 @@ class Preset:
         return out
 
     def task_for(self, name: str) -> Any:
-        """The task this preset runs when ``name`` is asked for."""
-        return tasks.make(name, model=self.model) if self.model else tasks.make(name)
+        """The task this preset runs when ``name`` is asked for: with a lighter model, the task
+        registered for that model when there is one (``add_mod113_mlp``, whose reference
+        optimizer was set for it), else ``name``'s data with the model."""
+        if not self.model:
+            return tasks.make(name)
+        if f"{name}_{self.model}" in tasks.names():
+            return tasks.make(f"{name}_{self.model}")
+        return tasks.make(name, model=self.model)
 
 
 PRESETS: dict[str, Preset] = {
@@ -73,34 +82,50 @@ PRESETS: dict[str, Preset] = {
         model=None,
         budget=None,
         eval_every=None,
-        trials=6,
-        tune_seeds=3,
-        seeds=8,
+        trials=9,
+        tune_seeds=2,
+        seeds=10,
         max_chains=16,
         description="the task as asked with its default budget, both protocols: meant for a GPU",
     ),
     "cpu": Preset(
         name="cpu",
         model=CPU_MODEL,
-        budget=1000,
+        budget=3000,
         eval_every=50,
-        trials=3,
+        trials=9,
         tune_seeds=2,
-        seeds=5,
+        seeds=10,
         starts=("memorized",),
         description=(
-            f"the task's data and split with the {CPU_MODEL} model, the exploration protocol "
-            "(--start init adds the other), a budget that fits two CPU cores"
+            f"the decisive page on a CPU: the task's data and split with the {CPU_MODEL} model, "
+            "the exploration protocol (--start init adds the other), 3x the reference's delay"
+        ),
+    ),
+    "quick": Preset(
+        name="quick",
+        model=CPU_MODEL,
+        budget=2000,
+        eval_every=50,
+        trials=6,
+        tune_seeds=1,
+        seeds=2,
+        batches=1,
+        starts=("memorized",),
+        description=(
+            "a first look, not the decisive page: the cpu preset's rows, 2x the reference's "
+            "delay, one random tuning batch on one seed, 2 fresh seeds (about 15 min)"
         ),
     ),
     "smoke": Preset(
         name="smoke",
         model=None,
-        budget=300,
+        budget=270,
         eval_every=10,
-        trials=2,
-        tune_seeds=2,
-        seeds=3,
+        trials=3,
+        tune_seeds=1,
+        seeds=2,
+        batches=1,
         starts=("memorized",),
         description="a few hundred gradient evaluations from memorized checkpoints, for tests "
         "and CI",
@@ -108,11 +133,27 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def chain_counts(preset: Preset, sampler_names: Iterable[str], starts: Sequence[str]) -> int:
-    """Chains a comparison trains: per protocol, every sampler's trials on the tuning seeds and
-    its choice on the fresh seeds, and the reference on the fresh seeds."""
-    per_start = sum(preset.trials * preset.tune_seeds + preset.seeds for _ in sampler_names)
-    per_start += preset.seeds if preset.reference else 0
+def tuning_chain_budgets(preset: Preset) -> float:
+    """A tuned row's tuning cost in full-budget chains: per batch, successive halving runs
+    every trial on every tuning seed to each rung's budget (bench.compare.tuner)."""
+    from bench.compare.tuner import KEEP, RUNGS  # the tuner imports presets
+
+    live, total = float(preset.trials), 0.0
+    for i, fraction in enumerate(RUNGS):
+        total += live * preset.tune_seeds * fraction
+        if i < len(RUNGS) - 1:
+            live = max(1.0, math.ceil(live * KEEP))
+    return total * preset.batches
+
+
+def chain_counts(preset: Preset, sampler_names: Iterable[str], starts: Sequence[str]) -> float:
+    """Full-budget chains a comparison trains: per protocol, every tuned row's tuning, every
+    row's choice (and every twin's) on the fresh seeds, and the reference on the fresh seeds."""
+    from bench.compare.rows import rows_for
+
+    rows = rows_for(list(sampler_names))
+    finals = len(rows) + sum(r.twin for r in rows) + (1 if preset.reference else 0)
+    per_start = len(rows) * tuning_chain_budgets(preset) + finals * preset.seeds
     return per_start * len(starts)
 
 

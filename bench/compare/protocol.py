@@ -21,11 +21,13 @@ The protocol (after AlgoPerf, Dahl et al. 2023, and DeepOBS, Schneider et al. 20
    gradient evaluations; default: the rest of the run) and ends the run finite; every run goes
    to its budget, so a chain that touches the target and collapses, or diverges later, is not
    counted. Power et al.'s first touch is reported beside it under its own name.
-3. **Equal tuning budgets.** Every sampler gets the same number ``K`` of trials from its search
-   space (:mod:`bench.compare.spaces`), each run on the same ``tune_seeds`` seeds. When the grid
-   has more than ``K`` points, ``K`` are drawn at random without replacement, balanced so that
-   every value of every axis is tried about equally often (seeded: the same draw on every
-   rerun). Trials run as vectorized jobs, one chain per (trial, seed).
+3. **Shared units, equal tuning budgets.** Every row of the factorial (:mod:`bench.compare.rows`)
+   searches the same units (:mod:`bench.compare.units`): the decay per gradient evaluation κ,
+   the step as a fraction of its stability limit at the checkpoint, the temperature in
+   posterior units τ·N. The tuner (:mod:`bench.compare.tuner`, Optuna's TPE with successive
+   halving) gives every row the same batches of trials on the same ``tune_seeds`` seeds, so
+   every row spends the same gradient evaluations on tuning; a noisy row's τ = 0 twin runs its
+   choice with the noise removed and is not tuned.
 4. **Selection** (:func:`score`). A trial whose Kaplan–Meier median gradient evaluations to
    grok is reached beats every trial whose median is not (∞, never the budget). Among those,
    a trial with a diverged or collapsed chain (one that reached the target and does not end
@@ -33,7 +35,9 @@ The protocol (after AlgoPerf, Dahl et al. 2023, and DeepOBS, Schneider et al. 20
    the median final validation accuracy and the time to memorise break ties.
 5. **Fresh seeds.** The chosen configuration runs on ``seeds`` seeds never used in tuning (from
    1000 on); the leaderboard reports these runs only, with effect sizes against the random-walk
-   baselines of the claim (SGD, SGLD) and AdamW.
+   baselines of the claim (SGD, SGLD) and AdamW, and the factors paired by checkpoint.
+6. **Instability is named.** A chain whose ‖θ‖ grows past ``max_norm_growth`` times its start,
+   or whose loss is not finite, has diverged (never "not grokked"); the page counts both.
 
 Temperatures and priors (the convention of ``samplers/base.py``)
 ----------------------------------------------------------------
@@ -68,7 +72,7 @@ import numpy as np
 
 from bench import metrics
 from bench.compare.presets import Preset
-from bench.compare.spaces import SearchSpace, search_space
+from bench.compare.spaces import search_space
 from bench.keys import digest
 
 #: First seed of the fresh seeds; tuning uses seeds 0, 1, ...
@@ -116,14 +120,14 @@ def reference_config(task: Any) -> tuple[str, dict[str, Any]]:
 def protocol_for(
     task: Any,
     preset: Preset,
-    sampler_names: Sequence[str],
+    rows: Sequence[Any],
     start: str = "init",
     asked: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The comparison's key and the protocol stored with it (and rendered in its rules).
 
-    The key covers the task and the protocol's numbers only: which samplers one invocation
-    asked for does not change it, so entries of later invocations join the same leaderboard."""
+    The key covers the task and the protocol's numbers only: which rows one invocation asked
+    for does not change it, so entries of later invocations join the same leaderboard."""
     reference = None
     if preset.reference and task.reference:
         name, config = reference_config(task)
@@ -142,7 +146,7 @@ def protocol_for(
     }
     key = digest({"task": task.name, "task_config": task.config, "protocol": protocol})
     protocol.update(
-        search_spaces={s: _space_json(search_space(s, task), task) for s in sampler_names},
+        rows={r.name: _row_json(r, task) for r in rows},
         task_description=task.description,
         asked_task=asked or task.name,
         model_override=preset.model,
@@ -150,10 +154,20 @@ def protocol_for(
     return key, protocol
 
 
-def _space_json(space: SearchSpace, task: Any) -> dict[str, Any]:
-    return {
-        "axes": {a.name: list(a.resolve(task)) for a in space.axes},
-        "fixed": dict(space.fixed),
-        "note": space.note,
-        "warmup": list(space.warmup) if space.warmup else None,
+def _row_json(row: Any, task: Any) -> dict[str, Any]:
+    """A row as its page shows it: sampler, fixed settings, cell, searched axes, warm-up."""
+    out = {
+        "sampler": row.sampler,
+        "fixed": dict(row.fixed),
+        "cell": row.cell(),
+        "twin": row.twin,
+        "warmup": list(row.warmup) if row.warmup else None,
+        "axes": {
+            k: ({"choices": list(b.choices)} if b.choices is not None else [b.low, b.high])
+            for k, b in row.bounds(task).items()
+        },
     }
+    if row.grid:
+        space = search_space(row.sampler, task)
+        out.update(fixed={**space.fixed, **out["fixed"]}, note=space.note)
+    return out

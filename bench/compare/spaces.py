@@ -1,6 +1,6 @@
-"""The search spaces of the comparison: one grid per sampler and model family, and the balanced
-draw of ``trials`` points from it (the grids are stored with every comparison and rendered on its
-leaderboard).
+"""The grids of the samplers that have no row in shared units (peers, plugins): one grid per
+sampler, searched as categorical axes by the tuner (:mod:`bench.compare.rows`), stored with every
+comparison and rendered on its leaderboard.
 
 A sampler's grid is the ``search_space`` its class declares (a plugin's, see
 :mod:`samplers.registry`), else the one in :data:`SEARCH_SPACES` (this repository's samplers,
@@ -11,11 +11,7 @@ into hyperparameters (HMC's η into a leapfrog step), so this module knows no sa
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Mapping, Sequence
 from typing import Any
-
-import numpy as np
 
 import samplers
 from samplers.search import POSTERIOR, Axis, SearchSpace, round_grid
@@ -134,51 +130,6 @@ def _has_space(name: str) -> bool:
     return name in SEARCH_SPACES or samplers.lookup(name).search_space is not None
 
 
-def trials_for(sampler: str, task: Any, k: int) -> list[dict[str, Any]]:
-    """``k`` configurations from ``sampler``'s grid: all of it when it has ``k`` points or
-    fewer, else a balanced random subset (:func:`balanced_subset`, the same on every call).
-    Each trial is ``{"search": axis values, "hparams": sampler hyperparameters,
-    "prior_precision": λ}``."""
-    owner = space_owner(sampler)
-    space = search_space(owner, task)
-    grid = space.grid(task)
-    if len(grid) > k:
-        seed = zlib.crc32(owner.encode())
-        picked = balanced_subset(grid, k, np.random.default_rng(seed))
-        grid = [grid[i] for i in sorted(picked)]
-    to_hparams = samplers.lookup(owner).hparams_from_search
-    return [_trial(point, space, task.reference, to_hparams) for point in grid]
-
-
-def balanced_subset(grid: Sequence[Mapping[str, Any]], k: int, rng: np.random.Generator):
-    """Indices of ``k`` grid points drawn at random without replacement, each draw among the
-    points whose values have been tried least so far (summed over the axes): every value of
-    every axis is tried about equally often, which plain random search on a small budget does
-    not ensure."""
-    order = [int(i) for i in rng.permutation(len(grid))]
-    counts: dict[tuple[str, Any], int] = {}
-    picked: list[int] = []
-    for _ in range(k):
-        best = min(order, key=lambda i: sum(counts.get(item, 0) for item in grid[i].items()))
-        order.remove(best)
-        picked.append(best)
-        for item in grid[best].items():
-            counts[item] = counts.get(item, 0) + 1
-    return picked
-
-
-def _trial(point: Mapping[str, Any], space: SearchSpace, reference: Mapping[str, Any], to_hparams):
-    search = dict(point)
-    given = {**point, **space.fixed}
-    hparams = to_hparams({k: v for k, v in given.items() if k != "prior_precision"})
-    prior = point.get("prior_precision", space.fixed.get("prior_precision", 0.0))
-    for key in space.from_reference:
-        if key in reference:
-            value = reference[key]
-            hparams[key] = list(value) if isinstance(value, (list, tuple)) else value
-    return {"search": search, "hparams": hparams, "prior_precision": prior}
-
-
 def own_samplers() -> list[str]:
     """This repository's samplers, the comparison's default: peers (``blackjax.sgld``) and
     plugins' samplers take part when ``--samplers`` names them, so that installing a plugin does
@@ -196,10 +147,8 @@ __all__ = [
     "SEARCH_SPACES",
     "Axis",
     "SearchSpace",
-    "balanced_subset",
     "own_samplers",
     "round_grid",
     "search_space",
     "space_owner",
-    "trials_for",
 ]
