@@ -24,6 +24,7 @@ import pandas as pd
 
 import samplers
 from bench import frames, metrics
+from bench.grokking import sustained_time
 from bench.metrics import Ratio, Survival
 from bench.store import Compare, Entry, RunRecord, Store
 
@@ -54,6 +55,20 @@ class SamplerStats:
     effects: dict[str, Ratio] = field(default_factory=dict)  # against sgd, sgld, adamw
     rank: int = 0
     table: pd.DataFrame | None = field(default=None, repr=False)  # its chains (bench.frames)
+    # The decisive board's additions (comparisons made with rows in shared units):
+    t95_evals: Survival | None = None  # sustained validation accuracy >= 0.95
+    rmst_evals: metrics.RestrictedMean | None = None  # ∫ S(t) dt of t_grok up to the budget
+    causes: dict[str, int] = field(default_factory=dict)  # diverged chains by cause
+
+    @property
+    def cell(self) -> dict[str, str]:
+        """Its place in the factorial (geometry, dynamics, noise); empty for the reference and
+        for comparisons made before the factorial."""
+        return dict(self.entry.chosen.get("cell") or {})
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(s) for s in self.table["seed"]]
 
     @property
     def chains(self):
@@ -66,6 +81,29 @@ class SamplerStats:
     @property
     def label(self) -> str:
         return f"{self.sampler} (reference)" if self.is_reference else self.sampler
+
+
+@dataclass(frozen=True)
+class FactorEffect:
+    """One factor's effect at fixed other factors, paired by checkpoint: ``ratio`` is the
+    median gradient evaluations to grok without the factor over the median with it (> 1: the
+    factor speeds grokking), bootstrapped over the shared fresh seeds."""
+
+    factor: str  # "noise", "momentum", "Hamiltonian dynamics", "preconditioning"
+    with_row: str
+    without_row: str
+    fixed: str  # the other factors, in words
+    ratio: Ratio
+    pairs: int
+
+
+#: The factors of the claim: (name, the cell key it changes, value with it, value without it).
+FACTORS = (
+    ("noise", "noise", "yes", "no"),
+    ("momentum", "dynamics", "momentum", "first order"),
+    ("Hamiltonian dynamics", "dynamics", "hamiltonian", "first order"),
+    ("preconditioning", "geometry", "diagonal", "identity"),
+)
 
 
 @dataclass
@@ -82,6 +120,7 @@ class Board:
     devices: list[str] = field(default_factory=list)
     code_versions: list[str] = field(default_factory=list)
     hours: float = 0.0  # wall-clock of every run behind the board, tuning included
+    factors: list[FactorEffect] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
@@ -143,6 +182,7 @@ def build_board(store: Store, compare: Compare, description: str | None = None) 
     rows.sort(key=_rank_key)
     for i, row in enumerate(rows, start=1):
         row.rank = i
+    factors = factor_effects(rows)
     if description is None:
         description = protocol.get("task_description", compare.task)
     target = rows[0].runs[0].result.target if rows and rows[0].runs[0].result.target else 0.99
@@ -157,7 +197,45 @@ def build_board(store: Store, compare: Compare, description: str | None = None) 
         devices=devices,
         code_versions=codes,
         hours=wall / 3600.0,
+        factors=factors,
     )
+
+
+def factor_effects(rows: list[SamplerStats]) -> list[FactorEffect]:
+    """Every pair of factorial rows that differ in one factor of :data:`FACTORS` alone, paired
+    by checkpoint (the same fresh seeds). The factorial's rows are the noisy samplers and their
+    τ = 0 twins; the baselines tuned on their own (SGD, AdamW) are not cells of it."""
+    cells = [r for r in rows if r.cell and r.cell.get("dynamics") != "optimizer"]
+    cells = [r for r in cells if r.cell.get("noise") == "yes" or r.entry.role == "twin"]
+    out = []
+    for name, key, yes, no in FACTORS:
+        for a in cells:
+            if a.cell.get(key) != yes:
+                continue
+            for b in cells:
+                same = all(a.cell.get(k) == b.cell.get(k) for k in a.cell if k != key)
+                if b.cell.get(key) != no or not same or sorted(a.seeds) != sorted(b.seeds):
+                    continue
+                (at, ac), (bt, bc) = _by_seed(a), _by_seed(b)
+                fixed = ", ".join(f"{k} {v}" for k, v in a.cell.items() if k != key)
+                out.append(
+                    FactorEffect(
+                        name,
+                        a.sampler,
+                        b.sampler,
+                        fixed,
+                        metrics.paired_speedup(at, ac, bt, bc),
+                        len(at),
+                    )
+                )
+    return out
+
+
+def _by_seed(row: SamplerStats):
+    """The row's times to grok and censoring times (gradient evaluations), ordered by seed."""
+    times, cens = _times(row)
+    order = sorted(range(len(times)), key=lambda i: row.seeds[i])
+    return [times[i] for i in order], [cens[i] for i in order]
 
 
 class _Records:
@@ -201,7 +279,7 @@ def _stats(
             _values(memorized["t_grok"] / t_mem),
             (memorized["censored_at"] / t_mem).fillna(math.inf).tolist(),
         )
-    cls = _registered(entry.sampler)
+    cls = _registered(runs[0].result.spec.sampler)
     accept = None
     if cls is not None and cls.metropolis:
         accept = float(table["accept_rate"].mean())
@@ -224,9 +302,53 @@ def _stats(
         mem_evals=_km(table["t_mem_grad_evals"], censor_evals),
         ratio=ratio,
         accept=accept,
-        peer=peer_of(entry.sampler),
+        peer=peer_of(runs[0].result.spec.sampler),
         table=table,
+        t95_evals=_sustained(runs, table, per_step, SUSTAINED_LOW) if "rows" in protocol else None,
+        rmst_evals=_rmst(table, per_step, budget) if "rows" in protocol else None,
+        causes=table.loc[table["diverged"], "diverged_cause"]
+        .fillna("unrecorded")
+        .value_counts()
+        .to_dict(),
     )
+
+
+#: The lower threshold of sustained validation accuracy the decisive board also times.
+SUSTAINED_LOW = 0.95
+
+
+def _sustained(
+    runs: list[RunRecord], table: pd.DataFrame, per_step: int, threshold: float
+) -> Survival:
+    """KM of the gradient evaluations from which validation accuracy stays ≥ ``threshold``
+    to the end of the run (read off each chain's curve; a diverged chain never holds)."""
+    curves: dict[tuple[str, int], list[tuple[int, float]]] = {}
+    for record in runs:
+        for c in record.result.curves:
+            point = (int(c["grad_evals"]), float(c.get("val_acc", math.nan)))
+            curves.setdefault((record.key, int(c["chain"])), []).append(point)
+    times = []
+    for key, chain, diverged in zip(
+        table["run_key"], table["chain"], table["diverged"], strict=True
+    ):
+        points = sorted(curves.get((key, int(chain)), []))
+        times.append(
+            sustained_time(
+                [p[0] for p in points], [p[1] for p in points], threshold, diverged=bool(diverged)
+            )
+        )
+    return metrics.kaplan_meier(times, (table["censored_at"] * per_step).astype(float).tolist())
+
+
+def _rmst(table: pd.DataFrame, per_step: int, budget: int) -> metrics.RestrictedMean | None:
+    """The restricted mean gradient evaluations to grok up to the budget. A diverged chain is
+    known not to grok within the budget (it is held where it broke), so it is censored at the
+    budget rather than where it broke."""
+    cens = (table["censored_at"] * per_step).where(~table["diverged"], budget).astype(float)
+    try:
+        return metrics.rmst(_values(table["t_grok_grad_evals"]), cens.tolist(), float(budget))
+    except ValueError:  # a run that stopped before its budget with chains still at risk
+        return None
 
 
 def _values(column: pd.Series) -> list[float | None]:

@@ -10,13 +10,12 @@ the chosen hyperparameters, the tuning trials, the plots and the rules.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bench import formats as fmt
 from bench.board import Board, SamplerStats
 from bench.keys import NUMERICS_VERSION
-from bench.metrics import Ratio, Survival
 
 #: Section titles per start, in the order the page shows them.
 SECTIONS = {
@@ -35,7 +34,7 @@ def render_page(boards: Sequence[Board], plots: Mapping[str, Mapping[str, str]])
     lines = [
         f"# {first.task}: once memorized, which sampler groks first?",
         "",
-        f"**Task.** {_sentence(first.description)}",
+        f"**Task.** {fmt.sentence(first.description)}",
     ]
     if p.get("model_override"):
         lines += [
@@ -59,7 +58,7 @@ def render_page(boards: Sequence[Board], plots: Mapping[str, Mapping[str, str]])
         f"| hardware | {', '.join(_union(b.devices for b in boards)) or 'unknown'} |",
         f"| code | {', '.join(f'`{c}`' for c in _union(b.code_versions for b in boards))} "
         f"(numerics version {NUMERICS_VERSION}) |",
-        f"| compute | {_hours(sum(b.hours for b in boards))} of wall-clock for every run behind "
+        f"| compute | {fmt.hours(sum(b.hours for b in boards))} of wall-clock for every run behind "
         "this page, tuning included |",
     ]
     for start in SECTIONS:
@@ -84,9 +83,9 @@ def _section(board: Board, plots: Mapping[str, str]) -> list[str]:
     lines = [
         f"`{board.compare.preset}` preset: {p.get('trials')} trials × {p.get('tune_seeds')} "
         f"tuning seed(s) per sampler, then {p.get('seeds')} fresh seeds; budget "
-        f"{_int(p.get('budget'))} gradient evaluations per chain"
+        f"{fmt.integer(p.get('budget'))} gradient evaluations per chain"
         + (" from the checkpoint" if board.start == "memorized" else "")
-        + f", evaluated every {_int(E)}. Store key `{board.compare.key}`.",
+        + f", evaluated every {fmt.integer(E)}. Store key `{board.compare.key}`.",
     ]
     steps = p.get("checkpoint_steps")
     if board.start == "memorized" and steps:
@@ -105,7 +104,8 @@ def _section(board: Board, plots: Mapping[str, str]) -> list[str]:
     lines += [
         "",
         "Ranked by the Kaplan–Meier median gradient evaluations to sustained grokking on the "
-        f"fresh seeds, with its 95% interval, widened by one evaluation interval ({_int(E)}) "
+        "fresh seeds, with its 95% interval, widened by one evaluation interval "
+        f"({fmt.integer(E)}) "
         "on the low side because each time is the right end of the interval in which the "
         "crossing happened. *Not reached*: more than half the chains did not grok within the "
         "budget; such rows rank last and are never dropped. `> x`: censored at x. Effect sizes "
@@ -125,9 +125,9 @@ def _section(board: Board, plots: Mapping[str, str]) -> list[str]:
             f"{row.grokked}/{row.n}",
             f"{row.generalized}/{row.n}",
             f"{row.diverged}/{row.n}",
-            _median_ci(row.grok_evals, E),
-            _median(row.touch_evals),
-            _median(row.grok_steps),
+            fmt.median_ci(row.grok_evals, E),
+            fmt.median(row.touch_evals),
+            fmt.median(row.grok_steps),
             *(_effect(row, name) for name in board.against),
             "–" if row.accept is None else f"{row.accept:.2f}",
             f"[json](runs/{board.slug}/{row_file(row)}.json)",
@@ -157,8 +157,8 @@ def _section(board: Board, plots: Mapping[str, str]) -> list[str]:
         chosen = row.entry.chosen
         edges = "–" if row.is_reference else _edges(chosen, spaces.get(row.sampler, {}))
         lines.append(
-            f"| `{row.label}` | {_hparams(chosen['hparams'], symbols=False)} | "
-            f"{_num(chosen['prior_precision'])} | {row.evals_per_step} | {edges} | "
+            f"| `{row.label}` | {fmt.hparams(chosen['hparams'], symbols=False)} | "
+            f"{fmt.number(chosen['prior_precision'])} | {row.evals_per_step} | {edges} | "
             f"{', '.join(f'`{k}`' for k in row.entry.final_runs)} |"
         )
     if plots:
@@ -192,8 +192,8 @@ def _tuning_table(board: Board) -> list[str]:
             cells = [
                 f"`{row.sampler}`",
                 str(i),
-                _hparams(trial["search"]),
-                "–" if median is None else _int(median),
+                fmt.hparams(trial["search"]),
+                "–" if median is None else fmt.integer(median),
                 "yes" if bad else "no",
                 "–" if rate is None else f"{abs(rate):.0%}",
                 "–" if val is None else f"{-val:.3f}",
@@ -211,14 +211,15 @@ def _rules(board: Board) -> list[str]:
         "checkpoint made once by the task's reference optimizer and shared by every sampler; "
         "budgets and times count from it. *From initialization* (`--start init`): every chain "
         "from the task's initialization, AlgoPerf-style time to target.",
-        f"- **Equal budgets in gradient evaluations.** Every chain gets {_int(p.get('budget'))} "
-        "gradient evaluations. A sampler states what a step costs: HMC's `num_leapfrog` (its "
+        "- **Equal budgets in gradient evaluations.** Every chain gets "
+        f"{fmt.integer(p.get('budget'))} gradient evaluations. A sampler states what a step "
+        "costs: HMC's `num_leapfrog` (its "
         "start gradient is carried over, plus one at its very first step; its float64 "
         "Metropolis test adds one forward pass a step, not a gradient, which its seconds "
         "include), 1 for the others; "
         "warm-ups (HMC's step-size adaptation, Riemannian Langevin's metric) are paid by the "
-        f"budget. Evaluations come every {_int(p.get('eval_every'))} gradient evaluations for "
-        "every sampler.",
+        f"budget. Evaluations come every {fmt.integer(p.get('eval_every'))} gradient "
+        "evaluations for every sampler.",
         f"- **Equal tuning.** Every sampler gets {p.get('trials')} trials from its search space "
         f"below, each on {p.get('tune_seeds')} seed(s) (seeds 0, 1, …); from a larger grid they "
         "are drawn at random without replacement, balanced so that every value of every axis is "
@@ -255,10 +256,12 @@ def _rules(board: Board) -> list[str]:
     for row in board.rows:
         space = spaces.get(row.sampler, {})
         axes = "; ".join(
-            f"{_axis_name(k)} ∈ {{{', '.join(_num(v) for v in vals)}}}"
+            f"{fmt.axis_name(k)} ∈ {{{', '.join(fmt.number(v) for v in vals)}}}"
             for k, vals in space.get("axes", {}).items()
         )
-        fixed = ", ".join(f"{_axis_name(k)} = {_num(v)}" for k, v in space.get("fixed", {}).items())
+        fixed = ", ".join(
+            f"{fmt.axis_name(k)} = {fmt.number(v)}" for k, v in space.get("fixed", {}).items()
+        )
         lines.append(f"| `{row.sampler}` | {axes} | {fixed or '–'} | {space.get('note', '')} |")
     lines += [
         "",
@@ -289,7 +292,7 @@ def render_index(pages: Mapping[str, Sequence[Board]]) -> str:
         if winner is None or winner.grok_evals.median is None:
             first = "none reached the median"
         else:
-            first = f"`{winner.sampler}` ({_value(winner.grok_evals.median)}, {board.start})"
+            first = f"`{winner.sampler}` ({fmt.value(winner.grok_evals.median)}, {board.start})"
         starts = ", ".join(b.start for b in boards)
         lines.append(
             f"| `{task}` | {starts} | `{board.compare.preset}` | {first} | "
@@ -311,7 +314,7 @@ def _window(protocol: Mapping[str, Any]) -> str:
     window = protocol.get("confirm")
     if window is None:
         return "for the rest of its run"
-    return f"for at least {_int(window)} gradient evaluations"
+    return f"for at least {fmt.integer(window)} gradient evaluations"
 
 
 def _union(groups) -> list[str]:
@@ -324,25 +327,7 @@ def _union(groups) -> list[str]:
 def _effect(row: SamplerStats, against: str) -> str:
     if row.sampler == against and not row.is_reference:
         return "1"
-    return _ratio(row.effects.get(against))
-
-
-def _ratio(r: Ratio | None) -> str:
-    if r is None or r.value is None:
-        return "– (neither reached)"
-    if r.value == 0:
-        return "not reached"
-    if math.isinf(r.value):
-        return "∞ (only this row reached)"
-
-    def f(x: float | None) -> str:
-        if x is None:
-            return "?"
-        if math.isinf(x):
-            return "∞"
-        return f"{x:.2f}"
-
-    return f"{f(r.value)}× ({f(r.low)} – {f(r.high)})"
+    return fmt.ratio(row.effects.get(against))
 
 
 def _edges(chosen: Mapping[str, Any], space: Mapping[str, Any]) -> str:
@@ -353,77 +338,10 @@ def _edges(chosen: Mapping[str, Any], space: Mapping[str, Any]) -> str:
         if value is None or len(values) < 2:
             continue
         if value == min(values):
-            out.append(f"{_axis_name(name)} (lowest)")
+            out.append(f"{fmt.axis_name(name)} (lowest)")
         elif value == max(values):
-            out.append(f"{_axis_name(name)} (highest)")
+            out.append(f"{fmt.axis_name(name)} (highest)")
     return ", ".join(out) or "none"
-
-
-_AXIS_NAMES = {"prior_precision": "λ", "temperature": "τ", "eta": "η", "num_leapfrog": "L"}
-
-
-def _axis_name(key: str) -> str:
-    return _AXIS_NAMES.get(key, key)
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith(".") else text + "."
-
-
-def _int(value: Any) -> str:
-    if value is None:
-        return "?"
-    return f"{float(value):,.0f}"
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return "(" + ", ".join(_num(v) for v in value) + ")"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        return f"{value:.3g}"
-    return str(value)
-
-
-def _hparams(hparams: Mapping[str, Any], symbols: bool = True) -> str:
-    name = _axis_name if symbols else str
-    return ", ".join(f"{name(k)}={_num(v)}" for k, v in hparams.items())
-
-
-def _value(x: float, *, seconds: bool = False, ratio: bool = False) -> str:
-    if seconds:
-        return f"{x:.3g}" if x < 100 else f"{x:,.0f}"
-    if ratio:
-        return f"{x:.2f}" if x < 100 else f"{x:,.0f}"
-    return f"{x:,.0f}"
-
-
-def _median(s: Survival | None, *, seconds: bool = False, ratio: bool = False) -> str:
-    if s is None:
-        return "–"
-    if s.median is None:
-        return f"> {_value(s.last, seconds=seconds, ratio=ratio)}"
-    return _value(s.median, seconds=seconds, ratio=ratio)
-
-
-def _median_ci(s: Survival, grid: int = 0) -> str:
-    if s.median is None:
-        return f"not reached (> {_value(s.last)})"
-    low = "?" if s.median_low is None else _value(max(0.0, s.median_low - grid))
-    high = "∞" if s.median_high is None else _value(s.median_high)
-    return f"**{_value(s.median)}** ({low} – {high})"
-
-
-def _hours(hours: float) -> str:
-    minutes = hours * 60
-    return f"{minutes:.1f} min" if minutes < 90 else f"{hours:.1f} h"
 
 
 def row_file(row: SamplerStats) -> str:
