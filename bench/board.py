@@ -80,7 +80,9 @@ class SamplerStats:
 
     @property
     def label(self) -> str:
-        return f"{self.sampler} (reference)" if self.is_reference else self.sampler
+        if self.is_reference:  # an entry named after its sampler (older stores) or "reference"
+            return f"{self.runs[0].result.spec.sampler} (reference)"
+        return self.sampler
 
 
 @dataclass(frozen=True)

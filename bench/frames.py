@@ -163,9 +163,7 @@ def entry_places(entry: Entry) -> list[tuple[str, Place]]:
         for run_key, chain in trial.get("chains", []):
             trial_of.setdefault(run_key, {})[int(chain)] = i
     row = entry.sampler
-    out = [
-        (k, Place(entry.compare_key, "tune", row, trial_of[k])) for k in entry.tuning_runs
-    ]
+    out = [(k, Place(entry.compare_key, "tune", row, trial_of[k])) for k in entry.tuning_runs]
     role = "reference" if entry.role == "reference" else "final"
     return out + [(k, Place(entry.compare_key, role, row)) for k in entry.final_runs]
 

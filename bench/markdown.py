@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bench import factorial_page
 from bench import formats as fmt
 from bench.board import Board, SamplerStats
 from bench.keys import NUMERICS_VERSION
@@ -71,22 +72,20 @@ def render_page(boards: Sequence[Board], plots: Mapping[str, Mapping[str, str]])
                 f"{p.get('asked_task', first.task)} --start {flag}` adds it."
             )
             continue
-        lines += _section(board, plots.get(board.slug, {}))
+        if "rows" in board.compare.protocol:  # the decisive board (rows in shared units)
+            checkpoints = _checkpoints(board)[1:]
+            lines += factorial_page.section(board, plots.get(board.slug, {}), row_file, checkpoints)
+        else:
+            lines += _section(board, plots.get(board.slug, {}))
     lines += ["", "## Rules", ""]
-    lines += _rules(first)
+    lines += factorial_page.rules(first) if "rows" in p else _rules(first)
     return "\n".join(lines) + "\n"
 
 
-def _section(board: Board, plots: Mapping[str, str]) -> list[str]:
+def _checkpoints(board: Board) -> list[str]:
+    """How the memorized checkpoints were made (empty for the other protocol)."""
     p = board.compare.protocol
-    E = board.eval_every
-    lines = [
-        f"`{board.compare.preset}` preset: {p.get('trials')} trials × {p.get('tune_seeds')} "
-        f"tuning seed(s) per sampler, then {p.get('seeds')} fresh seeds; budget "
-        f"{fmt.integer(p.get('budget'))} gradient evaluations per chain"
-        + (" from the checkpoint" if board.start == "memorized" else "")
-        + f", evaluated every {fmt.integer(E)}. Store key `{board.compare.key}`.",
-    ]
+    lines: list[str] = []
     steps = p.get("checkpoint_steps")
     if board.start == "memorized" and steps:
         crit = p.get("memorized", {})
@@ -100,6 +99,20 @@ def _section(board: Board, plots: Mapping[str, str]) -> list[str]:
             f"{crit.get('val_acc_below')}; reached at steps {values[0]}–{values[-1]} (median "
             f"{values[len(values) // 2]}), not charged to any sampler.",
         ]
+    return lines
+
+
+def _section(board: Board, plots: Mapping[str, str]) -> list[str]:
+    p = board.compare.protocol
+    E = board.eval_every
+    lines = [
+        f"`{board.compare.preset}` preset: {p.get('trials')} trials × {p.get('tune_seeds')} "
+        f"tuning seed(s) per sampler, then {p.get('seeds')} fresh seeds; budget "
+        f"{fmt.integer(p.get('budget'))} gradient evaluations per chain"
+        + (" from the checkpoint" if board.start == "memorized" else "")
+        + f", evaluated every {fmt.integer(E)}. Store key `{board.compare.key}`.",
+    ]
+    lines += _checkpoints(board)
     against = ", ".join(board.against) or "none"
     lines += [
         "",
@@ -346,5 +359,6 @@ def _edges(chosen: Mapping[str, Any], space: Mapping[str, Any]) -> str:
 
 def row_file(row: SamplerStats) -> str:
     """The stem of a row's raw record, ``reports/runs/<board>/<stem>.json``."""
-    name = row.sampler.replace("/", "_")
-    return f"{name}.reference" if row.is_reference else name
+    if row.is_reference:  # named after its sampler, whatever the entry is called
+        return f"{row.runs[0].result.spec.sampler.replace('/', '_')}.reference"
+    return row.sampler.replace("/", "_")

@@ -40,6 +40,8 @@ OUTCOMES = {
     "sgld": (1, [(500, 2500), (600, 2800), (500, None, 1800)] + [(500, None)] * 4 + [(None, None)]),
     "hmc": (5, [(1000, None)] * 8),
     "sgd": (1, [(400, 900), (400, 1000), (500, 800), "div", (400, 1100)] + [(400, 950)] * 3),
+    # the τ = 0 twin of sgld: the same chosen settings, no noise
+    "sgld@0": (1, [(500, 1900), (600, 2100), (500, 2300), (500, None)] + [(500, 2000)] * 4),
 }
 REFERENCE = [(150, 900), (150, 880), (140, 970), (150, 900), (160, 1000), (150, 920)] + [
     (150, 870),
@@ -121,22 +123,33 @@ POINTS = [
 
 def fill(store: Store, task) -> str:
     preset = replace(C.PRESETS["cpu"], budget=BUDGET, eval_every=EVERY)
-    names = list(OUTCOMES)
+    names = [n for n in OUTCOMES if not n.endswith(C.TWIN)]
     rows = {r.name: r for r in C.rows_for(names)}
     key, protocol = C.protocol_for(task, preset, list(rows.values()), asked="add_mod113")
     protocol["scales"] = SCALES.to_dict()
     store.put_compare(key, task.name, task.config, "cpu", protocol)
     for name, (per_step, outcomes) in OUTCOMES.items():
-        row = rows[name]
+        twin = name.endswith(C.TWIN)
+        row = C.twin_of(rows[name[: -len(C.TWIN)]]) if twin else rows[name]
         trials = []
         for point in POINTS:
             values = {k: point[k] for k in row.bounds(task)}
             trials.append(row.config(values, SCALES, task))
-        chosen = trials[1]
+        if twin:
+            trials = [rows[row.twin_of].twin_config(t, SCALES) for t in trials]
+        chosen = {
+            **trials[1],
+            "sampler": row.sampler,
+            "cell": row.cell(),
+            "twin_of": row.twin_of,
+            "tuning": None
+            if twin
+            else {"grad_evals": 36000, "widened": ["kappa widened up to 0.3"], "bounds": {}},
+        }
         hparams = {**chosen["hparams"], "prior_precision": chosen["prior_precision"]}
         accept = 0.61 if name == "hmc" else 1.0
         chains = [_chain(c, o, per_step, hparams, accept) for c, o in enumerate(outcomes)]
-        result = _result(task, name, chosen, chains, per_step)
+        result = _result(task, row.sampler, chosen, chains, per_step)
         final_key = f"final-{name}"
         store.put_run(final_key, result, task_config=task.config, seconds_wall=4.0, **HOST)
         tune_key = f"tune-{name}"
@@ -160,14 +173,29 @@ def fill(store: Store, task) -> str:
                 -0.9 if grok else -0.2,
                 300.0,
             ]
-            scored.append({**trial, "chains": [[tune_key, i]], "score": score})
-        store.put_entry(Entry(key, name, scored, [tune_key], chosen, [final_key]))
+            state = "COMPLETE" if i == 1 else "PRUNED"
+            rung = BUDGET if i == 1 else BUDGET // 9
+            scored.append(
+                {
+                    **trial,
+                    "number": i,
+                    "batch": 0,
+                    "state": state,
+                    "rung": rung,
+                    "chains": [[tune_key, i]],
+                    "score": score,
+                }
+            )
+        if twin:
+            store.put_entry(Entry(key, name, [], [], chosen, [final_key], role="twin"))
+        else:
+            store.put_entry(Entry(key, name, scored, [tune_key], chosen, [final_key]))
     name, chosen = C.reference_config(task)
     hparams = {**chosen["hparams"], "prior_precision": 0.0}
     chains = [_chain(c, o, 1, hparams, 1.0) for c, o in enumerate(REFERENCE)]
     result = _result(task, name, chosen, chains, 1)
     store.put_run("final-reference", result, task_config=task.config, seconds_wall=4.0, **HOST)
-    store.put_entry(Entry(key, name, [], [], chosen, ["final-reference"], role="reference"))
+    store.put_entry(Entry(key, "reference", [], [], chosen, ["final-reference"], role="reference"))
     return key
 
 
@@ -218,8 +246,27 @@ def test_ranking_keeps_not_reached_rows_last(tmp_path, task):
     with Store(tmp_path / "s.sqlite") as store:
         fill(store, task)
         board = boards.build_board(store, store.compares()[0])
-    assert [r.sampler for r in board.rows] == ["sgd", "adamw", "sgld", "hmc"]
-    sgd, adamw, sgld, hmc = board.rows
+    assert [r.sampler for r in board.rows] == ["sgd", "adamw", "sgld@0", "sgld", "hmc"]
+    sgd, adamw, twin, sgld, hmc = board.rows
+    assert twin.cell == {"geometry": "identity", "dynamics": "first order", "noise": "no"}
+    # the factor table: noise at fixed geometry and dynamics, paired by checkpoint
+    noise, hamiltonian = board.factors
+    assert (hamiltonian.factor, hamiltonian.with_row, hamiltonian.without_row) == (
+        "Hamiltonian dynamics",
+        "hmc",
+        "sgld",
+    )
+    assert hamiltonian.ratio.value is None  # neither reached its median
+    assert (noise.factor, noise.with_row, noise.without_row, noise.pairs) == (
+        "noise",
+        "sgld",
+        "sgld@0",
+        8,
+    )
+    assert noise.ratio.value == 0.0  # only the row without noise reached its median
+    assert twin.t95_evals.median == 2000 and twin.rmst_evals.value == pytest.approx(
+        (1900 + 2100 + 2300 + 3000 + 4 * 2000) / 8
+    )
     assert sgd.diverged == 1 and sgd.grokked == 7 and sgd.generalized == 7
     assert (sgld.grokked, sgld.touched, sgld.generalized) == (2, 3, 2)  # one touched, fell back
     assert adamw.grok_evals.median == 1300 and adamw.grok_steps.median == 1300
@@ -249,7 +296,7 @@ def test_write_reports_and_the_report_command(tmp_path, task):
     assert f"[{task.name}.md]({task.name}.md)" in index
     for name in [*OUTCOMES, "adamw.reference"]:
         raw = json.loads((reports / "runs" / task.name / f"{name}.json").read_text())
-        assert raw["sampler"] == name.split(".")[0]
+        assert raw["sampler"] == name.split(".")[0].split(C.TWIN)[0]
         assert raw["final_runs"][0]["key"] == (
             "final-reference" if "." in name else f"final-{name}"
         )
