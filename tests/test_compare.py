@@ -18,6 +18,7 @@ from bench import compare as C
 from bench import markdown
 from bench.__main__ import main
 from bench.store import Store
+from samplers import HyperparameterError
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "add_mod7_mlp"  # 24 training pairs: a step costs about a millisecond
@@ -208,6 +209,22 @@ def test_compare_records_everything_and_a_rerun_reuses_it(tmp_path, tiny_task):
     text = markdown.render_page([board], {})
     for name in names:
         assert f"`{name}`" in text
+
+
+def test_a_row_the_budget_cannot_hold_is_left_out_with_its_reason(tmp_path, tiny_task):
+    # 200 evaluations are 12 HMC steps at L = 16: 30 % is 3 warm-up steps, and an adapted mass
+    # needs 20, so hmc+mass is left out, the plain hmc row runs, and named alone it is an error
+    preset = replace(C.PRESETS["smoke"], budget=200, eval_every=20, trials=1, seeds=1)
+    lines: list[str] = []
+    with Store(tmp_path / "s.sqlite") as store:
+        key = C.compare(tiny_task, ["hmc"], preset, store, log=lines.append)
+        assert {e.sampler for e in store.entries(key)} == {"hmc", "reference"}
+        (compare,) = store.compares()
+        assert set(compare.protocol["rows"]) == {"hmc"}
+        (line,) = [s for s in lines if "hmc+mass: left out" in s]
+        assert "adapt_steps >= 20" in line
+        with pytest.raises(HyperparameterError, match="adapt_steps >= 20"):
+            C.compare(tiny_task, ["hmc+mass"], preset, store, log=lines.append)
 
 
 # -- resume after kill -9 ---------------------------------------------------------------------

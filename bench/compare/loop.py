@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+import samplers
 from bench import checkpoints
 from bench.compare import tuner, units
 from bench.compare.jobs import grad_evals_per_step, jobs_for
@@ -27,6 +28,7 @@ from bench.jobs import Job, Runner
 from bench.run import RunResult
 from bench.spec import INIT
 from bench.store import Entry, Store
+from samplers import HyperparameterError
 
 
 def compare(
@@ -47,10 +49,6 @@ def compare(
     ``"init"``); ``asked`` is the task named on the command line when a preset swapped it."""
     preset = preset.resolve(task)
     rows = rows_for(sampler_names)
-    key, protocol = protocol_for(task, preset, rows, start, asked)
-    for earlier in store.compares(task.name):
-        if earlier.key == key:  # rows of earlier invocations keep their spaces on the page
-            protocol["rows"] = {**earlier.protocol.get("rows", {}), **protocol["rows"]}
     tune_seeds = list(range(preset.tune_seeds))
     fresh = list(range(FRESH_SEED, FRESH_SEED + preset.seeds))
     starts: dict[int, str] | None = None
@@ -61,16 +59,23 @@ def compare(
         )
         starts = {c.seed: c.key for c in points}
         thetas = {c.key: c.theta for c in points}
-        protocol["checkpoint_steps"] = {str(c.seed): c.step for c in points}
+        checkpoint_steps = {str(c.seed): c.step for c in points}
         tuning_thetas = torch.stack([thetas[starts[s]] for s in tune_seeds])
     else:
         tuning_thetas = torch.cat([task.init(s, 1) for s in tune_seeds])
     scales = units.probe(task, tuning_thetas)
-    protocol["scales"] = scales.to_dict()
     log(
         f"  scales at the tuning {'checkpoints' if starts else 'starts'}: ‖θ‖ {scales.norm:.3g}, "
         f"λ_max {scales.sharpness:.3g}, λ_c {scales.lambda_c:.3g}, mean P̂ {scales.precond_mean:.3g}"
     )
+    rows = _runnable(rows, task, preset, scales, log)
+    key, protocol = protocol_for(task, preset, rows, start, asked)
+    for earlier in store.compares(task.name):
+        if earlier.key == key:  # rows of earlier invocations keep their spaces on the page
+            protocol["rows"] = {**earlier.protocol.get("rows", {}), **protocol["rows"]}
+    protocol["scales"] = scales.to_dict()
+    if starts is not None:
+        protocol["checkpoint_steps"] = checkpoint_steps
     store.put_compare(key, task.name, task.config, preset.name, protocol)
 
     def start_of(job: Job) -> torch.Tensor | None:
@@ -205,6 +210,43 @@ def tune(
                 medians = {n: _median_by_step(points) for n, points in series.items()}
                 live[name] = t.judge(trials, chains, medians, evals, budget, preset.budget, last)
     return {name: t.result() for name, t in tuners.items()}
+
+
+def _runnable(
+    rows: list[Row], task: Any, preset: Preset, scales: units.Scales, log: Callable[[str], None]
+) -> list[Row]:
+    """The rows this preset can run, before any training: every choice of each categorical
+    axis, at the middle of the continuous ones, must make a valid sampler at the preset's budget.
+    A row that cannot (HMC's adapted mass needs a warm-up of 20 steps, more than a smoke budget
+    holds) is left out with a line saying why; if none is left the error is raised."""
+    kept = []
+    for row in rows:
+        try:
+            _check(row, task, preset, scales)
+        except HyperparameterError as error:
+            if len(rows) == 1:
+                raise
+            log(f"  {row.name}: left out at this budget ({preset.budget} evaluations): {error}")
+        else:
+            kept.append(row)
+    if not kept:
+        raise HyperparameterError(f"no row can run at this budget ({preset.budget} evaluations)")
+    return kept
+
+
+def _check(row: Row, task: Any, preset: Preset, scales: units.Scales) -> None:
+    """Raise HyperparameterError where some choice of ``row`` makes no valid sampler."""
+    points: list[dict[str, Any]] = [{}]
+    for name, bound in row.bounds(task).items():
+        if bound.choices is not None:
+            points = [{**p, name: v} for p in points for v in bound.choices]
+        else:
+            mid = (float(bound.low) * float(bound.high)) ** 0.5 if bound.log else None
+            points = [{**p, name: mid if mid is not None else bound.low} for p in points]
+    for point in points:
+        config = row.config(point, scales, task)
+        for job, _ in jobs_for(row.sampler, [config], [0], preset, "check", warmup=row.warmup):
+            samplers.make(job.spec.sampler, **job.spec.sampler_hparams())
 
 
 def _median_by_step(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
