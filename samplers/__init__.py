@@ -9,11 +9,12 @@
 
 Each sampler declares, on its class, what the rest of the suite needs of it: ``params`` (names,
 defaults, ranges), ``examples`` (settings to run it with, :class:`Example`), its cost per step,
-and how a point of its search space becomes hyperparameters (``hparams_from_search``; the grids
-of this repository's samplers are in ``bench/compare/spaces.py``, a plugin's on its class as
-``search_space``). A package outside this repository adds samplers through the entry-point group
-``grokbench.samplers`` (:mod:`samplers.registry`). See :mod:`samplers.base` for the protocol
-and one module per algorithm for its update equation.
+and how a point of its search space becomes hyperparameters (``hparams_from_search``; a
+plugin's grid is on its class as ``search_space``), and this repository's samplers their
+``dynamics`` (:class:`~samplers.search.Dynamics`), which places them in the comparison's shared
+units (``bench/compare/rows.py``). A package outside this repository adds samplers through the
+entry-point group ``grokbench.samplers`` (:mod:`samplers.registry`). See :mod:`samplers.base`
+for the protocol and one module per algorithm for its update equation.
 """
 
 from samplers.adamw import AdamW, AdamWState

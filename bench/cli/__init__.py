@@ -155,12 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="tune every sampler with an equal budget, run the best on fresh seeds, "
         "write the leaderboard",
         description=(
-            "Tune every sampler with the same budget in gradient evaluations, run the best "
-            "configuration on fresh seeds, store every run (a rerun or a resumed run reuses "
-            "them) and write reports/<task>.md. On a CPU the default preset is the CPU preset: "
-            f"the task's data with the {comparison.CPU_MODEL} model, from memorized "
-            "checkpoints; see bench/compare/protocol.py for the protocol and "
-            "bench/compare/spaces.py for the search spaces."
+            "Tune every row of the factorial (geometry x dynamics x noise, each noisy row "
+            "beside its zero-temperature twin) with Optuna on the same tuning budget in "
+            "gradient evaluations, run each choice on fresh seeds, store every run and study (a "
+            "rerun or a resumed run reuses them) and write reports/<task>.md. On a CPU the "
+            f"default preset is the CPU preset: the task's data with the {comparison.CPU_MODEL} "
+            "model, from memorized checkpoints; see bench/compare/protocol.py for the protocol "
+            "and bench/compare/rows.py for the rows and their search spaces in shared units."
         ),
     )
     p.add_argument("--task", required=True, help="e.g. add_mod113")
