@@ -220,6 +220,13 @@ class ModelPotential:
             u = u + 0.5 * lam * theta.square().sum(dim=1)
         return u
 
+    @property
+    def layout(self) -> tuple[tuple[str, int, tuple[int, ...], str], ...]:
+        """The model's blocks of theta, ``(name, offset, shape, kind)`` each
+        (:attr:`~tasks.models.ChainModel.layout`), for the optimizers that need its weight
+        matrices (:mod:`samplers.layout`)."""
+        return self.model.layout
+
     def blocks(
         self, theta: Tensor, batch: Batch | None = None
     ) -> list[tuple[slice, ModelPotential]]:
