@@ -1,8 +1,8 @@
 """Samplers and optimizers behind one interface, on a flat multi-chain state ``(chains, params)``.
 
     >>> import samplers
-    >>> samplers.names()
-    ['adamw', 'hmc', 'preconditioned_sghmc', 'riemannian_langevin', 'sgd', 'sghmc', 'sgld']
+    >>> samplers.names("*adam*")
+    ['adamw', 'ortho_adamw']
     >>> s = samplers.make("sgld", step_size=1e-3, temperature=1e-5)
     >>> samplers.example("sgld").hparams        # the setting the contract tests run
     {'step_size': 0.001, 'temperature': 1.0}
@@ -27,6 +27,7 @@ from samplers.base import (
     value_and_grad,
 )
 from samplers.hmc import HMC, HMCState
+from samplers.ortho_adamw import OrthoAdamW
 from samplers.preconditioned_sghmc import PreconditionedSGHMC, PreconditionedSGHMCState
 from samplers.registry import (
     ENTRY_POINT_GROUP,
@@ -45,7 +46,10 @@ from samplers.sgd import SGD, SGDState
 from samplers.sghmc import SGHMC, SGHMCState
 from samplers.sgld import SGLD, SGLDState
 
+# the frontier optimizers (``Sampler.frontier``) are left out of a default comparison
 for _cls in (SGD, AdamW, SGLD, SGHMC, PreconditionedSGHMC, HMC, RiemannianLangevin):
+    register(_cls.name, _cls)
+for _cls in (OrthoAdamW,):
     register(_cls.name, _cls)
 del _cls
 
@@ -66,6 +70,7 @@ __all__ = [
     "HMCState",
     "HyperparameterError",
     "Info",
+    "OrthoAdamW",
     "Param",
     "PluginError",
     "PotentialError",
