@@ -27,6 +27,8 @@ from samplers.base import (
     value_and_grad,
 )
 from samplers.hmc import HMC, HMCState
+from samplers.layout import LayoutError, with_layout
+from samplers.lion import Lion, LionState
 from samplers.ortho_adamw import OrthoAdamW
 from samplers.preconditioned_sghmc import PreconditionedSGHMC, PreconditionedSGHMCState
 from samplers.registry import (
@@ -49,7 +51,7 @@ from samplers.sgld import SGLD, SGLDState
 # the frontier optimizers (``Sampler.frontier``) are left out of a default comparison
 for _cls in (SGD, AdamW, SGLD, SGHMC, PreconditionedSGHMC, HMC, RiemannianLangevin):
     register(_cls.name, _cls)
-for _cls in (OrthoAdamW,):
+for _cls in (OrthoAdamW, Lion):
     register(_cls.name, _cls)
 del _cls
 
@@ -70,6 +72,9 @@ __all__ = [
     "HMCState",
     "HyperparameterError",
     "Info",
+    "LayoutError",
+    "Lion",
+    "LionState",
     "OrthoAdamW",
     "Param",
     "PluginError",
@@ -94,4 +99,5 @@ __all__ = [
     "register",
     "unregister",
     "value_and_grad",
+    "with_layout",
 ]

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from samplers.adamw import AdamW
 from samplers.base import Example, Param
+from samplers.search import Axis, SearchSpace
 
 
 def orthogonal_part(g: Tensor, theta: Tensor) -> Tensor:
@@ -44,6 +45,13 @@ class OrthoAdamW(AdamW):
     name = "ortho_adamw"
     frontier = True
     examples = {"toy": Example(dict(step_size=1e-2))}
+    search_space = SearchSpace(
+        axes=(Axis("step_size", (5e-3, 1e-2)),),
+        fixed={"weight_decay": 0.0, "prior_precision": 0.0},
+        note="the published setting (lr 5e-3 to 1e-2, no weight decay), betas as in the task's "
+        "reference; not yet piloted here",
+        from_reference=("betas",),
+    )
     params = {
         **AdamW.params,
         "step_size": Param(1e-2, low=0.0, low_open=True, why="the learning rate must be positive"),

@@ -8,14 +8,18 @@ modular task, whose potential states its blocks.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 import samplers
-from bench.compare.spaces import own_samplers
+from bench.compare.spaces import own_samplers, search_space
+from samplers.layout import check_layout, layout_of
+from samplers.lion import clip_rows
 from samplers.ortho_adamw import orthogonal_part
 
-FRONTIER = ("ortho_adamw",)
+FRONTIER = ("ortho_adamw", "lion")
 
 
 @pytest.fixture(autouse=True)
@@ -46,6 +50,22 @@ def test_frontier_optimizers_are_registered_but_not_in_the_default_comparison():
         assert entry.frontier and not entry.samples and name not in own_samplers()
         assert entry.summary and "toy" in entry.examples
     assert "adamw" in own_samplers() and not samplers.lookup("adamw").frontier
+
+
+@pytest.mark.parametrize("name", FRONTIER)
+def test_every_point_of_its_search_space_is_a_valid_setting(name, tiny_task):
+    """``python -m bench compare --samplers <name>`` searches the grid its class declares."""
+    space = search_space(name, tiny_task)
+    assert space is samplers.lookup(name).search_space and space.note
+    points = space.grid(tiny_task)
+    assert len(points) >= 2
+    for point in points:
+        given = {**point, **space.fixed}
+        hparams = samplers.lookup(name).hparams_from_search(
+            {k: v for k, v in given.items() if k != "prior_precision"}
+        )
+        hparams.update({k: tiny_task.reference[k] for k in space.from_reference})
+        samplers.make(name, **hparams)
 
 
 # -- every frontier optimizer on a task with a layout -----------------------------------------
@@ -127,3 +147,71 @@ def test_ortho_adamw_is_torch_adamw_on_the_projected_gradient(tiny_task):
         reference.step()
         torch.testing.assert_close(state.theta, param.detach(), rtol=1e-12, atol=1e-14)
     assert samplers.make("ortho_adamw").weight_decay == 0.0  # the published setting
+
+
+# -- Lion -----------------------------------------------------------------------------------
+
+
+def test_lion_two_steps_by_hand():
+    """U = ½‖θ‖², lr 1.02, wd 0.1, betas (0.9, 0.99). The first coordinate's second step goes
+    against its gradient: c = 0.9·m + 0.1·g = 0.0099 - 0.00322 > 0 while g < 0, so the update
+    reads the momentum. The last coordinate sits at 0: sign(0) = 0 keeps it there."""
+    theta0 = torch.tensor([[1.1, -3.0, 0.0]], dtype=torch.float64)
+    lion = samplers.make("lion", step_size=1.02, weight_decay=0.1, betas=(0.9, 0.99))
+    state = lion.init(theta0)
+    state, _ = lion.step(state, quadratic, None, torch.Generator())
+    # theta·(1 - 1.02·0.1) - 1.02·sign(0.1·theta0); m = 0.01·theta0
+    expect1 = [1.1 * 0.898 - 1.02, -3.0 * 0.898 + 1.02, 0.0]
+    torch.testing.assert_close(state.theta[0].tolist(), expect1, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(state.exp_avg[0].tolist(), [0.011, -0.03, 0.0])
+    state, _ = lion.step(state, quadratic, None, torch.Generator())
+    t1a, t1b = expect1[:2]  # -0.0322, -1.674
+    expect2 = [t1a * 0.898 - 1.02, t1b * 0.898 + 1.02, 0.0]  # signs (+1, -1, 0)
+    torch.testing.assert_close(state.theta[0].tolist(), expect2, rtol=1e-12, atol=1e-15)
+    m2 = [0.99 * 0.011 + 0.01 * t1a, 0.99 * -0.03 + 0.01 * t1b, 0.0]
+    torch.testing.assert_close(state.exp_avg[0].tolist(), m2, rtol=1e-12, atol=1e-15)
+    assert math.isclose(expect2[0], -1.0489156, rel_tol=1e-9)
+
+
+def test_clip_rows_bounds_each_unit_and_leaves_the_rest():
+    blocks = check_layout(
+        [("W", 0, (2, 2), "matrix"), ("E", 4, (2, 2), "embedding"), ("b", 8, (2,), "vector")], 10
+    )
+    # W (fan_in 2, fan_out 2): unit 0's weights (3, 4) have norm 5, unit 1's (0, 0.1) norm 0.1;
+    # E: token 0's row (0, 0), token 1's (6, 8); the bias is never clipped
+    theta = torch.tensor([[3.0, 0.0, 4.0, 0.1, 0.0, 0.0, 6.0, 8.0, 50.0, -50.0]])
+    clipped = clip_rows(theta, blocks, 1.0)
+    expect = [[0.6, 0.0, 0.8, 0.1, 0.0, 0.0, 0.6, 0.8, 50.0, -50.0]]
+    torch.testing.assert_close(clipped, torch.tensor(expect))
+    assert theta[0, 0] == 3.0  # a new tensor
+
+
+def test_lion_row_clipping_bounds_every_row_on_a_task(tiny_task):
+    theta = tiny_task.init(0, 2)
+    potential = tiny_task.potential()
+    bound = torch.tensor([0.5, 2.0])
+    lion = samplers.make("lion", step_size=1e-2, max_row_norm=bound)
+    state = run(lion, theta, potential, steps=3)
+    free = run(samplers.make("lion", step_size=1e-2), theta, potential, steps=1)
+    one = run(samplers.make("lion", step_size=1e-2, max_row_norm=bound), theta, potential, 1)
+    for block in layout_of(potential, tiny_task.num_params):
+        w = block.of(state.theta)
+        if block.kind == "vector":  # not clipped: after one step as without clipping
+            assert torch.equal(block.of(one.theta), block.of(free.theta))
+            continue
+        norms = w.norm(dim=1 if block.kind == "matrix" else 2)  # (C, units)
+        assert (norms <= bound[:, None] * (1 + 1e-6)).all(), block.name
+    # the initial rows are longer than 0.5 (embedding rows ~ sqrt(16)): the bound binds
+    embed = layout_of(potential, tiny_task.num_params)[0]
+    assert embed.of(theta).norm(dim=2).min() > 0.5
+
+
+def test_lion_refuses_to_clip_without_a_layout_and_bad_values():
+    lion = samplers.make("lion", max_row_norm=1.0)
+    state = lion.init(torch.ones(2, 3))
+    with pytest.raises(samplers.HyperparameterError, match="potential states none"):
+        lion.step(state, quadratic, None, torch.Generator())
+    with pytest.raises(samplers.HyperparameterError, match=r"max_row_norm must be > 0"):
+        samplers.make("lion", max_row_norm=0.0)
+    with pytest.raises(samplers.HyperparameterError, match=r"betas\[1\] must be <= 1.0"):
+        samplers.make("lion", betas=(0.9, 1.5))
