@@ -29,6 +29,7 @@ from samplers.base import (
 from samplers.hmc import HMC, HMCState
 from samplers.layout import LayoutError, with_layout
 from samplers.lion import Lion, LionState
+from samplers.muon import Muon, MuonState
 from samplers.ortho_adamw import OrthoAdamW
 from samplers.preconditioned_sghmc import PreconditionedSGHMC, PreconditionedSGHMCState
 from samplers.registry import (
@@ -51,7 +52,7 @@ from samplers.sgld import SGLD, SGLDState
 # the frontier optimizers (``Sampler.frontier``) are left out of a default comparison
 for _cls in (SGD, AdamW, SGLD, SGHMC, PreconditionedSGHMC, HMC, RiemannianLangevin):
     register(_cls.name, _cls)
-for _cls in (OrthoAdamW, Lion):
+for _cls in (OrthoAdamW, Lion, Muon):
     register(_cls.name, _cls)
 del _cls
 
@@ -75,6 +76,8 @@ __all__ = [
     "LayoutError",
     "Lion",
     "LionState",
+    "Muon",
+    "MuonState",
     "OrthoAdamW",
     "Param",
     "PluginError",

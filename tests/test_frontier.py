@@ -15,11 +15,12 @@ import torch
 
 import samplers
 from bench.compare.spaces import own_samplers, search_space
-from samplers.layout import check_layout, layout_of
+from samplers.layout import Block, check_layout, layout_of
 from samplers.lion import clip_rows
+from samplers.muon import orthogonalize
 from samplers.ortho_adamw import orthogonal_part
 
-FRONTIER = ("ortho_adamw", "lion")
+FRONTIER = ("ortho_adamw", "lion", "muon")
 
 
 @pytest.fixture(autouse=True)
@@ -215,3 +216,76 @@ def test_lion_refuses_to_clip_without_a_layout_and_bad_values():
         samplers.make("lion", max_row_norm=0.0)
     with pytest.raises(samplers.HyperparameterError, match=r"betas\[1\] must be <= 1.0"):
         samplers.make("lion", betas=(0.9, 1.5))
+
+
+# -- Muon -----------------------------------------------------------------------------------
+
+
+def test_muon_is_torch_muon_on_the_matrices_and_adamw_on_the_rest(tiny_task):
+    """One chain of ours against torch.optim.Muon on the weight matrices (in nn.Linear's
+    (fan_out, fan_in) orientation) and torch.optim.AdamW on the embedding and biases."""
+    hparams = dict(step_size=2e-2, momentum=0.9, weight_decay=0.1, adam_step_size=3e-3)
+    theta0 = tiny_task.init(0, 1)
+    potential = tiny_task.potential()
+    blocks = layout_of(potential, tiny_task.num_params)
+    ours = samplers.make("muon", **hparams)
+    state = ours.init(theta0)
+
+    params = {}
+    for b in blocks:
+        value = b.of(theta0)[0]
+        params[b.name] = torch.nn.Parameter((value.T if b.kind == "matrix" else value).clone())
+
+    def flat():
+        parts = [params[b.name].T if b.kind == "matrix" else params[b.name] for b in blocks]
+        return torch.cat([p.reshape(-1) for p in parts]).unsqueeze(0)
+
+    matrices = [params[b.name] for b in blocks if b.kind == "matrix"]
+    rest = [params[b.name] for b in blocks if b.kind != "matrix"]
+    muon = torch.optim.Muon(matrices, lr=2e-2, momentum=0.9, weight_decay=0.1, nesterov=True)
+    adamw = torch.optim.AdamW(rest, lr=3e-3, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.1)
+    for _ in range(3):
+        state, _ = ours.step(state, potential, None, torch.Generator())
+        muon.zero_grad()
+        adamw.zero_grad()
+        potential(flat(), None).sum().backward()
+        muon.step()
+        adamw.step()
+        torch.testing.assert_close(state.theta, flat().detach(), rtol=1e-6, atol=1e-7)
+    assert not torch.equal(state.theta, theta0)
+
+
+def test_the_orthogonalized_update_has_singular_values_near_one():
+    """torch's quintic Newton–Schulz lands them in about [0.5, 1.5] (its documentation), where a
+    Gaussian matrix's spread from ~1 to ~7."""
+    generator = torch.Generator().manual_seed(0)
+    for shape in [(16, 8), (8, 16), (12, 12)]:
+        block = Block("W", 0, shape, "matrix")
+        g = torch.randn(3, block.size, generator=generator)
+        before = torch.linalg.svdvals(g.unflatten(1, shape))
+        after = torch.linalg.svdvals(orthogonalize(g, block, 5).float().unflatten(1, shape))
+        assert before.max() > 3.0
+        assert ((after > 0.5) & (after < 1.5)).all(), (shape, after)
+
+
+def test_muon_without_a_layout_is_adamw_bit_for_bit(target):
+    theta = target.init(0, 3)
+    muon = samplers.make("muon", adam_step_size=1e-2, weight_decay=0.3, betas=(0.8, 0.9))
+    adamw = samplers.make("adamw", step_size=1e-2, weight_decay=0.3, betas=(0.8, 0.9))
+    a = run(muon, theta, target.potential(), steps=4)
+    b = run(adamw, theta, target.potential(), steps=4)
+    assert torch.equal(a.theta, b.theta)
+
+
+def test_muon_refuses_bad_values():
+    cases = [
+        (dict(ns_steps=0), r"ns_steps must be >= 1"),
+        (dict(ns_steps=100), r"ns_steps must be <= 99"),
+        (dict(ns_steps=torch.tensor([5, 5])), r"ns_steps must be a single number"),
+        (dict(nesterov=1), r"nesterov must be True or False"),
+        (dict(momentum=1.0), r"momentum must be < 1.0"),
+        (dict(adam_step_size=0.0), r"adam_step_size must be > 0"),
+    ]
+    for hparams, message in cases:
+        with pytest.raises(samplers.HyperparameterError, match=message):
+            samplers.make("muon", **hparams)
