@@ -94,13 +94,9 @@ class Muon(Sampler):
     name = "muon"
     frontier = True
     samples = False
-    dynamics = Dynamics(
-        "momentum",
-        geometry="adaptive",
-        temperature=None,
-        momentum=("momentum", False),
-        decay="weight_decay",
-    )
+    # an optimizer cell, as AdamW and Lion: its momentum is not the heavy ball of the factorial's
+    # "momentum" rows (an orthogonalized EMA), and AdamW moves its other blocks
+    dynamics = Dynamics("adaptive", geometry="adaptive", temperature=None, decay="weight_decay")
     examples = {"toy": Example(dict(step_size=1e-2, adam_step_size=1e-2, weight_decay=0.1))}
     search_space = SearchSpace(
         axes=(

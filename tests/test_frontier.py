@@ -9,12 +9,15 @@ modular task, whose potential states its blocks.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 import samplers
+from bench import compare as C
 from bench.compare.spaces import own_samplers, search_space
+from bench.store import Store
 from samplers.layout import Block, check_layout, layout_of
 from samplers.lion import clip_rows
 from samplers.muon import orthogonalize
@@ -67,6 +70,21 @@ def test_every_point_of_its_search_space_is_a_valid_setting(name, tiny_task):
         )
         hparams.update({k: tiny_task.reference[k] for k in space.from_reference})
         samplers.make(name, **hparams)
+
+
+def test_a_named_comparison_tunes_them_on_their_grids(tmp_path, tiny_task):
+    """``compare --samplers ortho_adamw,lion,muon``: each a row of its own grid, tuned."""
+    preset = replace(C.PRESETS["smoke"], budget=60, eval_every=20, trials=2, seeds=2)
+    with Store(tmp_path / "s.sqlite") as store:
+        key = C.compare(tiny_task, list(FRONTIER), preset, store, log=lambda line: None)
+        entries = {e.sampler: e for e in store.entries(key)}
+    assert set(entries) - {"reference"} == set(FRONTIER)
+    for name in FRONTIER:
+        entry = entries[name]
+        assert len(entry.trials) == 2
+        space = search_space(name, tiny_task)
+        for axis in space.axes:
+            assert entry.chosen["hparams"][axis.name] in axis.resolve(tiny_task), (name, axis)
 
 
 # -- every frontier optimizer on a task with a layout -----------------------------------------
