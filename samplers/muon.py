@@ -31,7 +31,8 @@ one (the toy Gaussians) has no matrices: Muon is then AdamW on the whole of thet
 Deviations: none in the arithmetic. Cost: the helper takes one matrix, so the chains' matrices
 are orthogonalized one after another (a vmapped helper rounds differently in bfloat16 and would
 no longer match torch's optimizer); a many-chain job pays a Python loop of chains × matrices.
-``torch.optim._muon`` is a private module (torch >= 2.9): an older torch cannot make a Muon.
+``torch.optim._muon`` is a private module (written against torch 2.13): a torch without it
+cannot make a Muon (refused with the version), and the rest of the registry still imports.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ from torch import Tensor
 from samplers.adamw import adamw_update
 from samplers.base import (
     Example,
-    HyperparameterError,
     Info,
     Param,
     Sampler,
@@ -66,7 +66,7 @@ try:
         _adjust_lr,
         _zeropower_via_newtonschulz,
     )
-except ImportError:  # pragma: no cover - torch < 2.9
+except ImportError:  # pragma: no cover - a torch without torch.optim.Muon
     _zeropower_via_newtonschulz = None
 
 
@@ -137,9 +137,9 @@ class Muon(Sampler):
 
     def __init__(self, **hparams: Any) -> None:
         super().__init__(**hparams)
-        if _zeropower_via_newtonschulz is None:  # pragma: no cover - torch < 2.9
-            raise HyperparameterError(
-                f"muon needs torch.optim.Muon (torch >= 2.9); this torch is {torch.__version__}"
+        if _zeropower_via_newtonschulz is None:  # pragma: no cover - an older torch
+            raise RuntimeError(
+                f"muon needs torch.optim.Muon, which torch {torch.__version__} lacks"
             )
 
     def init(self, theta: Tensor) -> MuonState:
