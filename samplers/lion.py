@@ -125,7 +125,9 @@ class Lion(Sampler):
             proposal = clip_rows(proposal, blocks, self.h("max_row_norm", theta))
         exp_avg = b2 * state.exp_avg + (1.0 - b2) * g
 
-        ok = finite_rows(u, proposal)
+        # sign() maps an infinite gradient to ±1, so the proposal alone may look finite: the
+        # new momentum, which holds the gradient itself, is checked too
+        ok = finite_rows(u, proposal) & torch.isfinite(exp_avg.sum(dim=1))
         theta, exp_avg = keep_finite(ok, (proposal, theta), (exp_avg, state.exp_avg))
         new = LionState(theta=theta, exp_avg=exp_avg, step=state.step + 1)
         return new, Info(grad_evals=1, accept_prob=ones(theta), diverged=~ok, potential=u)

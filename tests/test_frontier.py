@@ -192,6 +192,25 @@ def test_lion_two_steps_by_hand():
     assert math.isclose(expect2[0], -1.0489156, rel_tol=1e-9)
 
 
+def test_lion_flags_an_infinite_gradient_that_sign_would_hide():
+    class InfiniteGradient:
+        """U = ½‖θ‖² with an infinite gradient entry for chain 0 (a fused value_and_grad)."""
+
+        def __call__(self, theta, batch):
+            return quadratic(theta, batch)
+
+        def value_and_grad(self, theta, batch):
+            grad = theta.clone()
+            grad[0, 0] = math.inf
+            return quadratic(theta, batch), grad
+
+    theta = torch.ones(2, 3)
+    lion = samplers.make("lion", step_size=0.1)
+    state, info = lion.step(lion.init(theta), InfiniteGradient(), None, torch.Generator())
+    assert info.diverged.tolist() == [True, False]
+    assert torch.equal(state.theta[0], theta[0]) and torch.isfinite(state.exp_avg).all()
+
+
 def test_clip_rows_bounds_each_unit_and_leaves_the_rest():
     blocks = check_layout(
         [("W", 0, (2, 2), "matrix"), ("E", 4, (2, 2), "embedding"), ("b", 8, (2,), "vector")], 10
