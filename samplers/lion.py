@@ -19,6 +19,9 @@ repository's input-major storage is a column of a ``"matrix"`` block, and a toke
 ``"embedding"`` block (:mod:`samplers.layout`); biases are not clipped. The blocks come from the
 potential's ``layout``: a potential without one has no weight matrices, and clipping it is an
 error (:class:`~samplers.base.HyperparameterError`) rather than silently nothing.
+
+Deviations: none from Program 1. A chain whose gradient is not finite is flagged diverged and
+stands still even where sign() would have turned an infinite entry into ±1.
 """
 
 from __future__ import annotations
