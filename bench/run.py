@@ -62,6 +62,7 @@ from bench.grokking import ChainResult, Tracker
 from bench.spec import INIT, RunSpec
 from bench.timing import synchronize
 from samplers.base import Sampler
+from samplers.layout import with_layout
 
 
 @dataclass
@@ -347,6 +348,8 @@ def _compiled(sampler: Sampler, state: Any, potential: Any, batches: Iterator[An
     if getattr(potential, "value_and_grad", None) is not None:
         return potential, batches, 0.0  # fused analytic gradient: nothing to compile
     compiled = torch.compile(potential)
+    if getattr(potential, "layout", None) is not None:  # the model's blocks (Muon, Lion's clip)
+        compiled = with_layout(compiled, potential.layout)
     first = next(batches)
     device = state.theta.device
     tick = time.perf_counter()

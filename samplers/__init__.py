@@ -1,8 +1,8 @@
 """Samplers and optimizers behind one interface, on a flat multi-chain state ``(chains, params)``.
 
     >>> import samplers
-    >>> samplers.names()
-    ['adamw', 'hmc', 'preconditioned_sghmc', 'riemannian_langevin', 'sgd', 'sghmc', 'sgld']
+    >>> samplers.names("*adam*")
+    ['adamw', 'ortho_adamw']
     >>> s = samplers.make("sgld", step_size=1e-3, temperature=1e-5)
     >>> samplers.example("sgld").hparams        # the setting the contract tests run
     {'step_size': 0.001, 'temperature': 1.0}
@@ -28,6 +28,10 @@ from samplers.base import (
     value_and_grad,
 )
 from samplers.hmc import HMC, HMCState
+from samplers.layout import LayoutError, with_layout
+from samplers.lion import Lion, LionState
+from samplers.muon import Muon, MuonState
+from samplers.ortho_adamw import OrthoAdamW
 from samplers.preconditioned_sghmc import PreconditionedSGHMC, PreconditionedSGHMCState
 from samplers.registry import (
     ENTRY_POINT_GROUP,
@@ -46,7 +50,10 @@ from samplers.sgd import SGD, SGDState
 from samplers.sghmc import SGHMC, SGHMCState
 from samplers.sgld import SGLD, SGLDState
 
+# the frontier optimizers (``Sampler.frontier``) are left out of a default comparison
 for _cls in (SGD, AdamW, SGLD, SGHMC, PreconditionedSGHMC, HMC, RiemannianLangevin):
+    register(_cls.name, _cls)
+for _cls in (OrthoAdamW, Lion, Muon):
     register(_cls.name, _cls)
 del _cls
 
@@ -67,6 +74,12 @@ __all__ = [
     "HMCState",
     "HyperparameterError",
     "Info",
+    "LayoutError",
+    "Lion",
+    "LionState",
+    "Muon",
+    "MuonState",
+    "OrthoAdamW",
     "Param",
     "PluginError",
     "PotentialError",
@@ -90,4 +103,5 @@ __all__ = [
     "register",
     "unregister",
     "value_and_grad",
+    "with_layout",
 ]

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from samplers.base import (
     Example,
+    Hyper,
     Info,
     Param,
     Sampler,
@@ -37,6 +38,34 @@ from samplers.base import (
     value_and_grad,
 )
 from samplers.search import Dynamics
+
+
+def adamw_update(
+    theta: Tensor,
+    g: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    t: int,
+    *,
+    lr: Hyper,
+    betas: tuple[Hyper, Hyper],
+    eps: Hyper,
+    weight_decay: Hyper,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One AdamW step of the module docstring on ``theta`` (C, n) with gradient ``g``, the
+    moments before it and its count ``t`` (from 1): ``(proposal, exp_avg, exp_avg_sq)``, new
+    tensors. Hyperparameters are numbers or ``(C, 1)`` (:func:`~samplers.base.per_chain`).
+    Shared by the optimizers that use AdamW's arithmetic on all or part of theta (⊥AdamW, Muon's
+    non-matrix parameters)."""
+    b1, b2 = betas
+    exp_avg = torch.lerp(exp_avg, g, 1.0 - b1)
+    exp_avg_sq = b2 * exp_avg_sq + (1.0 - b2) * g * g
+    bias1 = 1.0 - b1**t
+    bias2_sqrt = (1.0 - b2**t) ** 0.5
+    denom = exp_avg_sq.sqrt() / bias2_sqrt + eps
+    decayed = theta * (1.0 - lr * weight_decay)
+    proposal = decayed - (lr / bias1) * exp_avg / denom
+    return proposal, exp_avg, exp_avg_sq
 
 
 @dataclass(frozen=True)
@@ -86,6 +115,12 @@ class AdamW(Sampler):
             grokfast=torch.zeros_like(theta) if filtered else None,
         )
 
+    def _gradient(self, g: Tensor, theta: Tensor) -> Tensor:
+        """The gradient the update uses: ``g`` itself here (a subclass transforms it,
+        :class:`~samplers.ortho_adamw.OrthoAdamW` projects it)."""
+        del theta
+        return g
+
     def _step(self, state, potential, batch, generator):
         del generator  # deterministic given the batch
         theta = state.theta
@@ -93,6 +128,7 @@ class AdamW(Sampler):
         lr = self.h("step_size", theta)
         b1, b2 = self.h("betas", theta)
         u, g = value_and_grad(potential, theta, batch)
+        g = self._gradient(g, theta)
 
         grokfast = state.grokfast
         if grokfast is not None:
@@ -100,13 +136,17 @@ class AdamW(Sampler):
             grokfast = a * grokfast + (1.0 - a) * g
             g = g + self.h("grokfast_lamb", theta) * grokfast
 
-        exp_avg = torch.lerp(state.exp_avg, g, 1.0 - b1)
-        exp_avg_sq = b2 * state.exp_avg_sq + (1.0 - b2) * g * g
-        bias1 = 1.0 - b1**t
-        bias2_sqrt = (1.0 - b2**t) ** 0.5
-        denom = exp_avg_sq.sqrt() / bias2_sqrt + self.h("eps", theta)
-        decayed = theta * (1.0 - lr * self.h("weight_decay", theta))
-        proposal = decayed - (lr / bias1) * exp_avg / denom
+        proposal, exp_avg, exp_avg_sq = adamw_update(
+            theta,
+            g,
+            state.exp_avg,
+            state.exp_avg_sq,
+            t,
+            lr=lr,
+            betas=(b1, b2),
+            eps=self.h("eps", theta),
+            weight_decay=self.h("weight_decay", theta),
+        )
 
         ok = finite_rows(u, proposal)
         pairs = [(proposal, theta), (exp_avg, state.exp_avg), (exp_avg_sq, state.exp_avg_sq)]

@@ -117,6 +117,10 @@ class Sampler:
     #: the runner never hands it a minibatch, and a divergent transition is a rejection, not a
     #: broken chain.
     metropolis: bool = False
+    #: True for the fastest known grokking methods (⊥AdamW, Lion, Muon): registered and tested
+    #: like every sampler, but left out of a default comparison (``bench.compare.own_samplers``)
+    #: until they join the board as their own group; ``--samplers`` names them.
+    frontier: bool = False
     #: The library of another project's implementation (``"blackjax"``); None for ours.
     peer: str | None = None
     #: One line for listings: the first line of the sampler module's docstring.

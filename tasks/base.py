@@ -14,10 +14,15 @@ A :class:`TableTask` holds a table ``a ∘ b`` split into training and validatio
     task.evaluate(theta)                                  # {train,val}_{loss,acc}: (C,) each
 
 The potential is ``U(theta) = mean training loss over the batch + ½·prior_precision·‖theta‖²``
-per chain. The per-example loss is cross-entropy (``loss="ce"``) or the squared error to the
+per chain. The per-example loss is cross-entropy (``loss="ce"``), the squared error to the
 one-hot target averaged over classes (``loss="mse"``, so the mean over a batch is
-``torch.nn.functional.mse_loss`` of Gromov 2023). Losses are computed in theta's dtype (Nanda et
-al. upcast the logits to float64; pass a float64 theta for that).
+``torch.nn.functional.mse_loss`` of Gromov 2023), or cross-entropy on StableMax's probabilities
+(``loss="stablemax"``: Prieto et al. 2025, "Grokking at the Edge of Numerical Stability", where
+``s(z) = z + 1`` for ``z >= 0`` and ``1/(1 - z)`` for ``z < 0`` replaces ``exp`` in the softmax,
+``p_i = s(z_i) / Σ_j s(z_j)``: it grows linearly, not exponentially, so the loss of a fitted
+example does not round to exactly 0 as its logits grow, the authors' "softmax collapse").
+Losses are computed in theta's dtype (Nanda et al. upcast the logits to float64, as does the
+StableMax authors' code; pass a float64 theta for that).
 
 The split is deterministic: ``perm = torch.randperm(N, generator=torch.Generator().manual_seed(
 split_seed))``; the first ``round(frac_train·N)`` indices of ``perm`` are the training pairs, the
@@ -41,7 +46,7 @@ from torch import Tensor
 from .models import KNOBS, MODELS, ChainModel
 
 Batch = tuple[Tensor, Tensor]
-LOSSES = ("ce", "mse")
+LOSSES = ("ce", "mse", "stablemax")
 
 #: Rows (chains x examples) per forward pass in :meth:`TableTask.evaluate`; bounds its memory
 #: (about 130 MB for the default transformer).
@@ -190,6 +195,13 @@ def per_example_loss(logits: Tensor, y: Tensor, loss: str) -> Tensor:
     if loss == "mse":
         onehot = F.one_hot(y, logits.shape[-1]).to(logits.dtype)  # (n, K)
         return (logits - onehot).square().mean(-1)
+    if loss == "stablemax":
+        # the clamp keeps the branch where() discards finite, so its gradient is 0, never
+        # 0·inf = NaN (the authors' 1/(1 - z + 1e-30) has an infinite derivative at z = 1)
+        s = torch.where(logits >= 0, logits + 1.0, 1.0 / (1.0 - logits.clamp(max=0.0)))
+        log_p = s.log() - s.sum(dim=-1, keepdim=True).log()  # (C, n, K)
+        index = y.view(1, -1, 1).expand(logits.shape[0], -1, 1)
+        return -log_p.gather(-1, index).squeeze(-1)
     raise TaskError(f"unknown loss {loss!r}; choose one of {LOSSES}")
 
 
@@ -219,6 +231,13 @@ class ModelPotential:
         elif lam:
             u = u + 0.5 * lam * theta.square().sum(dim=1)
         return u
+
+    @property
+    def layout(self) -> tuple[tuple[str, int, tuple[int, ...], str], ...]:
+        """The model's blocks of theta, ``(name, offset, shape, kind)`` each
+        (:attr:`~tasks.models.ChainModel.layout`), for the optimizers that need its weight
+        matrices (:mod:`samplers.layout`)."""
+        return self.model.layout
 
     def blocks(
         self, theta: Tensor, batch: Batch | None = None

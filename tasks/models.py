@@ -34,6 +34,11 @@ Three models:
 
 Every model takes ``init_scale``, which multiplies all initial standard deviations (a larger
 scale delays generalisation: Liu et al. 2023, "Omnigrok").
+
+Every model states its layout (:attr:`ChainModel.layout`): each block's name, offset in theta,
+shape and kind (a layer's ``"matrix"``, an ``"embedding"`` table, a ``"vector"`` such as a
+bias), for the optimizers that treat weight matrices apart from the rest (Muon, Lion's row
+clipping; see :mod:`samplers.layout`).
 """
 
 from __future__ import annotations
@@ -45,14 +50,29 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+#: What a block of theta is to an optimizer that treats weight matrices apart: a layer's weights
+#: stored ``(fan_in, fan_out)``, a lookup table whose rows are the tokens' vectors, or anything
+#: else (a bias).
+KINDS = ("matrix", "embedding", "vector")
+
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One named block of theta: its shape and the standard deviation of its normal init."""
+    """One named block of theta: its shape, the standard deviation of its normal init, and its
+    kind (:data:`KINDS`; by default ``"matrix"`` for a 2-D block, else ``"vector"``)."""
 
     name: str
     shape: tuple[int, ...]
     std: float  # 0.0: initialised to zero
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", "matrix" if len(self.shape) == 2 else "vector")
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.name}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind != "vector" and len(self.shape) != 2:
+            raise ValueError(f"{self.name}: a {self.kind!r} block is 2-D, got shape {self.shape}")
 
     @property
     def size(self) -> int:
@@ -83,6 +103,14 @@ class ChainModel:
     def config(self) -> dict[str, object]:
         """The knobs that define this model (without the derived sizes)."""
         raise NotImplementedError
+
+    @property
+    def layout(self) -> tuple[tuple[str, int, tuple[int, ...], str], ...]:
+        """``(name, offset, shape, kind)`` of every block of theta, in order (the layout of
+        :mod:`samplers.layout`, as plain tuples: tasks know nothing of samplers)."""
+        return tuple(
+            (spec.name, self.offsets[spec.name][0], spec.shape, spec.kind) for spec in self.specs
+        )
 
     def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
         """Views of ``theta`` (C, D): ``{name: (C, *shape)}``; gradients flow back into theta."""
@@ -160,8 +188,8 @@ class Transformer(ChainModel):
         s = 1.0 / math.sqrt(d_model)
         hd = n_heads * d_head
         specs = [
-            ParamSpec("W_E", (self.d_vocab, d_model), s),
-            ParamSpec("W_pos", (3, d_model), s),
+            ParamSpec("W_E", (self.d_vocab, d_model), s, "embedding"),
+            ParamSpec("W_pos", (3, d_model), s, "embedding"),
             ParamSpec("W_Q", (d_model, hd), s),
             ParamSpec("W_K", (d_model, hd), s),
             ParamSpec("W_V", (d_model, hd), s),
@@ -239,7 +267,7 @@ class EmbeddingMLP(ChainModel):
                 raise ValueError(f"mlp: {key} must be a positive integer, got {value!r}")
         self.n_operands, self.d_embed, self.width = n_operands, d_embed, width
         specs = [
-            ParamSpec("embed", (n_operands, d_embed), 1.0),
+            ParamSpec("embed", (n_operands, d_embed), 1.0, "embedding"),
             ParamSpec("W1", (2 * d_embed, width), 1.0 / math.sqrt(2 * d_embed)),
             ParamSpec("b1", (width,), 0.0),
             ParamSpec("W2", (width, num_classes), 1.0 / math.sqrt(width)),

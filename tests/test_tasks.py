@@ -392,6 +392,34 @@ def test_mse_potential_is_torch_mse_loss():
         torch.testing.assert_close(u[c], F.mse_loss(logits, F.one_hot(y, 11).float()))
 
 
+def test_stablemax_loss_has_its_known_values_and_softmax_stays_the_default():
+    """s(z) = z + 1 (z >= 0), 1/(1 - z) (z < 0): logits (0, 1, -1) give s = (1, 2, 0.5), so the
+    loss of class 1 is -log(2/3.5) = log 1.75 and of class 2 -log(0.5/3.5) = log 7."""
+    logits = torch.tensor([[[0.0, 1.0, -1.0], [0.0, 1.0, -1.0], [3.0, 0.0, 0.0]]])
+    y = torch.tensor([1, 2, 0])
+    loss = base.per_example_loss(logits.double(), y, "stablemax")
+    expect = [[math.log(1.75), math.log(7.0), -math.log(4.0 / 6.0)]]
+    torch.testing.assert_close(loss, torch.tensor(expect, dtype=torch.float64), rtol=1e-14, atol=0)
+    # finite gradients everywhere, at z = 1 too (the pole of the branch where() discards)
+    z = logits.clone().requires_grad_(True)
+    base.per_example_loss(z, y, "stablemax").sum().backward()
+    assert torch.isfinite(z.grad).all()
+    # the same order as softmax, so accuracy is unchanged; and "ce" is still torch's
+    task = tasks.make("add_mod7_mlp", width=16, d_embed=8, loss="stablemax")
+    default = tasks.make("add_mod7_mlp", width=16, d_embed=8)
+    assert task.loss == "stablemax" and default.loss == "ce"
+    theta = task.init(0, 2)
+    ours, theirs = task.evaluate(theta), default.evaluate(theta)
+    assert torch.equal(ours["val_acc"], theirs["val_acc"])
+    x, ys = default.train
+    logits = default.model.logits(theta, x).transpose(1, 2)
+    ce = F.cross_entropy(logits, ys.expand(2, -1), reduction="none")
+    assert torch.equal(default.potential()(theta, default.train), ce.mean(dim=1))
+    assert torch.isfinite(task.potential()(theta, task.train)).all()
+    with pytest.raises(tasks.TaskError, match="unknown loss 'softermax'"):
+        tasks.make("add_mod7_mlp", loss="softermax")
+
+
 def test_gradients_are_per_chain(small):
     U = small.potential()
     theta = small.init(1, 3).requires_grad_(True)

@@ -89,8 +89,8 @@ def _numbers(result) -> str:
 
 
 @pytest.mark.parametrize(
-    "sampler, batch_size", [("sgld", 8), ("adamw", None), ("hmc", None)]
-)  # minibatches (the first batch is put back), full batch, float64 energies
+    "sampler, batch_size", [("sgld", 8), ("adamw", None), ("hmc", None), ("muon", None)]
+)  # minibatches (the first batch is put back), full batch, float64 energies, the model's layout
 def test_compile_keeps_the_trajectory_and_reports_its_time_apart(
     tiny, eager_backend, sampler, batch_size
 ):

@@ -133,11 +133,14 @@ def _has_space(name: str) -> bool:
 def own_samplers() -> list[str]:
     """This repository's samplers, the comparison's default: peers (``blackjax.sgld``) and
     plugins' samplers take part when ``--samplers`` names them, so that installing a plugin does
-    not change what a default comparison measures."""
+    not change what a default comparison measures. The frontier optimizers (``Sampler.frontier``:
+    ⊥AdamW, Lion, Muon) are left out too, so that the committed boards keep being reproduced by
+    the default command: they join the board as their own group in a later step."""
     return [
         n
         for n in samplers.names()
         if not getattr(samplers.lookup(n), "peer", None)
+        and not getattr(samplers.lookup(n), "frontier", False)
         and getattr(samplers.lookup(n), "__module__", "").startswith("samplers.")
     ]
 
