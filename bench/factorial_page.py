@@ -43,6 +43,7 @@ def section(board: Board, plots: Mapping[str, str], row_file, checkpoints: list[
     if scales:
         lines += ["", *_scales(scales)]
     lines += ["", *_table(board, row_file)]
+    lines += ["", *answer(board)]
     lines += ["", "### The factors, paired by checkpoint", "", *_factors(board)]
     lines += ["", "### Chosen settings, in shared units", "", *_chosen(board)]
     if plots:
@@ -154,6 +155,78 @@ def _effect(row: SamplerStats, against: str) -> str:
     return fmt.ratio(row.effects.get(against))
 
 
+def explores(row: SamplerStats) -> bool:
+    """A row of a sampler the question calls a better explorer than a random walk: noisy, with
+    momentum or Hamiltonian dynamics or a preconditioned geometry (SGHMC, HMC, Riemannian
+    Langevin, preconditioned SGHMC); SGLD is the random walk itself."""
+    cell = row.cell
+    return cell.get("noise") == "yes" and (
+        cell.get("dynamics") in ("momentum", "hamiltonian") or cell.get("geometry") == "diagonal"
+    )
+
+
+def answer(board: Board) -> list[str]:
+    """The page's answer to the question in a few sentences: the fastest row, and the fastest
+    better-exploring sampler against each baseline, by the intervals of the effect sizes."""
+    rows = [r for r in board.rows if not r.is_reference]
+    if not rows:
+        return []
+    top = rows[0]
+    text = (
+        f"**The answer on this page.** The fastest row is `{top.sampler}` "
+        f"({_median(top)} gradient evaluations from "
+        + ("the checkpoint" if board.start == "memorized" else "initialization")
+        + f" to sustained grokking, {top.grokked}/{top.n} chains grokked)."
+    )
+    better = [r for r in rows if explores(r)]
+    if better:
+        best = better[0]
+        text += (
+            f" The fastest sampler that explores better than a random walk is `{best.sampler}` "
+            f"(rank {best.rank}, {_median(best)}, {best.grokked}/{best.n} chains grokked)"
+        )
+        judged = []
+        for name in board.against:
+            if name == best.sampler:
+                continue
+            r = best.effects.get(name)
+            alone = _direction(r)[1] or r is None or r.value is None
+            judged.append(f"{name}: {_against(r)}" + ("" if alone else f" ({fmt.ratio(r)})"))
+        text += ("; against " + "; ".join(judged)) if judged else ""
+        text += "."
+    return [text]
+
+
+def _median(row: SamplerStats) -> str:
+    s = row.grok_evals
+    if s.median is None:
+        return f"median not reached within {fmt.integer(s.last)}"
+    return f"median {fmt.integer(s.median)}"
+
+
+def _against(r: Any) -> str:
+    kind, alone = _direction(r)
+    if kind == "blind":
+        return "neither reached its median"
+    if alone:
+        return f"{kind} (only {'it' if kind == 'faster' else 'the baseline'} reached its median)"
+    return "no detectable difference" if kind == "unclear" else kind
+
+
+def _direction(r: Any) -> tuple[str, bool]:
+    """``faster``, ``slower``, ``unclear`` (the 95% interval includes 1) or ``blind`` (neither
+    median reached) for a ratio of medians (> 1: faster); True where only one side reached."""
+    if r is None or r.value is None:
+        return "blind", False
+    if r.value == 0 or math.isinf(r.value):
+        return ("slower" if r.value == 0 else "faster"), True
+    if r.low is not None and r.low > 1:
+        return "faster", False
+    if r.high is not None and not math.isinf(r.high) and r.high < 1:
+        return "slower", False
+    return "unclear", False
+
+
 def _factors(board: Board) -> list[str]:
     if not board.factors:
         return [
@@ -185,22 +258,17 @@ def _factors(board: Board) -> list[str]:
 def verdict(effects: Sequence[FactorEffect]) -> str:
     """One sentence on one factor from its paired comparisons: where an interval excludes 1,
     and which way; where neither row reached its median, no evidence either way."""
-    faster, slower, unclear, blind = [], [], [], []
+    groups: dict[str, list[str]] = {"faster": [], "slower": [], "unclear": [], "blind": []}
     for f in effects:
-        r = f.ratio
+        kind, alone = _direction(f.ratio)
         pair = f"`{f.with_row}` vs `{f.without_row}`"
-        if r is None or r.value is None:
-            blind.append(pair)
-        elif r.value == 0:
-            slower.append(f"{pair} (only the row without it reached its median)")
-        elif math.isinf(r.value):
-            faster.append(f"{pair} (only the row with it reached its median)")
-        elif r.low is not None and r.low > 1:
-            faster.append(f"{pair} {fmt.ratio(r)}")
-        elif r.high is not None and not math.isinf(r.high) and r.high < 1:
-            slower.append(f"{pair} {fmt.ratio(r)}")
-        else:
-            unclear.append(pair)
+        if alone:
+            side = "with" if kind == "faster" else "without"
+            pair += f" (only the row {side} it reached its median)"
+        elif kind in ("faster", "slower"):
+            pair += f" {fmt.ratio(f.ratio)}"
+        groups[kind].append(pair)
+    faster, slower, unclear, blind = (groups[k] for k in ("faster", "slower", "unclear", "blind"))
     parts = []
     if faster:
         parts.append("it speeds grokking in " + "; ".join(faster))

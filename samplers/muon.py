@@ -43,7 +43,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from samplers.adamw import adamw_update
+from samplers.adamw import AdamW, adamw_update
 from samplers.base import (
     Example,
     Info,
@@ -124,15 +124,9 @@ class Muon(Sampler):
         "adam_step_size": Param(
             1e-3, low=0.0, low_open=True, why="AdamW's learning rate must be positive"
         ),
-        "betas": Param(
-            (0.9, 0.98),
-            low=0.0,
-            high=1.0,
-            high_open=True,
-            pair=True,
-            why="each beta is an EMA factor in [0, 1)",
-        ),
-        "eps": Param(1e-8, low=0.0, low_open=True, why="eps keeps the denominator positive"),
+        # AdamW's, for the blocks that are not matrices
+        "betas": AdamW.params["betas"],
+        "eps": AdamW.params["eps"],
     }
 
     def __init__(self, **hparams: Any) -> None:
