@@ -1,5 +1,6 @@
-"""Leaderboards written to disk from the store: ``reports/<task>.md`` (rendered by
-:mod:`bench.markdown` from :mod:`bench.board`'s numbers), its plots (:mod:`bench.plots`), each
+"""Leaderboards written to disk from the store: ``reports/<task>.md``, the task as named on the
+command line (rendered by :mod:`bench.markdown` from :mod:`bench.board`'s numbers), its plots
+(:mod:`bench.plots`), each
 row's raw record (``reports/runs/<board>/<sampler>.json``: the chosen configuration, every trial
 with its score and tuning-run key, the fresh-seed runs in full) and the index
 ``reports/README.md``. ``python -m bench report`` rebuilds them all without training. Files are
@@ -37,12 +38,19 @@ def check_writable(reports: Path) -> None:
         raise ReportError(f"cannot write reports to {reports}: {probe} is not writable")
 
 
+def page_of(compare: Compare) -> str:
+    """The page a comparison goes on: the task named on the command line (``add_mod113`` when
+    the CPU preset ran its data with the MLP, ``add_mod113_mlp``), so that ``--task add_mod113``
+    always writes ``reports/add_mod113.md``."""
+    return str(compare.protocol.get("asked_task") or compare.task)
+
+
 def latest_pages(store: Store) -> dict[str, dict[str, Compare]]:
-    """The most recent comparison of every (task, start) in the store: task -> start -> it."""
+    """The most recent comparison of every (page, start) in the store: page -> start -> it."""
     pages: dict[str, dict[str, Compare]] = {}
     for compare in store.compares():  # most recent first
         start = compare.protocol.get("start", "init")
-        pages.setdefault(compare.task, {}).setdefault(start, compare)
+        pages.setdefault(page_of(compare), {}).setdefault(start, compare)
     return pages
 
 
@@ -61,12 +69,12 @@ def write_reports(
         wanted = set(compare_keys)
         for compare in store.compares():
             if compare.key in wanted:
-                starts = pages.setdefault(compare.task, {})
+                starts = pages.setdefault(page_of(compare), {})
                 starts[compare.protocol.get("start", "init")] = compare
                 for start, other in list(starts.items()):
                     if other.preset != compare.preset:  # one preset to a page
                         del starts[start]
-        names = sorted({c.task for c in store.compares() if c.key in wanted})
+        names = sorted({page_of(c) for c in store.compares() if c.key in wanted})
     elif tasks is not None:
         names = list(tasks)
         missing = [t for t in names if t not in pages]
