@@ -194,12 +194,20 @@ class Runner:
             while todo or flying or waiting:
                 while todo and len(flying) < self.executor.workers:
                     key, job = todo.pop(0)
+                    if not self.store.claim(key, self.holder, self.lease, dead=holder_is_gone):
+                        waiting.append((key, job))
+                        continue
+                    # Read the store only once the claim is ours: a holder stores its run before
+                    # it releases its claim, so a run finished by another process just before our
+                    # claim is visible now (reading first left a window in which it was trained
+                    # twice).
                     record = self.store.get_run(key, curves=False)
                     if record is not None:  # another process finished it meanwhile
+                        self.store.release(key, self.holder)
                         done[key] = record.result
                         self.reused += 1
                         total -= 1
-                    elif self.store.claim(key, self.holder, self.lease, dead=holder_is_gone):
+                    else:
                         future = self.executor.submit(
                             run,
                             self.task,
@@ -211,8 +219,6 @@ class Runner:
                             compile=settings.compile,
                         )
                         flying[future] = (key, job, time.perf_counter())
-                    else:
-                        waiting.append((key, job))
                 if not flying:
                     if waiting:  # only others' jobs left: look again shortly
                         time.sleep(POLL_SECONDS)

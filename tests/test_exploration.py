@@ -161,6 +161,34 @@ def test_two_processes_on_one_store_split_the_work(tmp_path, tiny_task):
     assert sum(counts) == 6
 
 
+def test_a_job_another_process_finishes_just_before_our_claim_is_not_trained_again(
+    tmp_path, tiny_task
+):
+    """The window the two-process test can only hit by chance, made certain: the other holder
+    stores the run and releases its claim after this runner's first look and before its claim
+    (the other process's whole training happens inside our ``claim``)."""
+    job = _jobs(1)[0]
+    key = job.key(tiny_task)
+    with Store(tmp_path / "o.sqlite") as other:
+        Runner(tiny_task, other, log=lambda line: None).run_all([job])
+        finished = other.get_run(key, curves=False).result
+
+    class Racing(Store):
+        def claim(self, key, holder, lease, dead=None):
+            if self.get_run(key, curves=False) is None:
+                assert super().claim(key, "other", lease)
+                self.put_run(key, finished, task_config=tiny_task.config, seconds_wall=0.0)
+                self.release(key, "other")
+            return super().claim(key, holder, lease, dead)
+
+    with Racing(tmp_path / "s.sqlite") as store:
+        runner = Runner(tiny_task, store, log=lambda line: None)
+        [(got, result)] = runner.run_all([job])
+        assert got == key and runner.ran == 0 and runner.reused == 1
+        assert result.steps_run == finished.steps_run
+        assert store.count("runs") == 1 and store.count("claims") == 0
+
+
 def test_a_dead_holders_claim_expires_and_is_taken_over(tmp_path):
     with Store(tmp_path / "s.sqlite") as store:
         assert store.claim("job", "a", lease=60)
