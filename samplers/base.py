@@ -119,7 +119,8 @@ class Sampler:
     metropolis: bool = False
     #: True for the fastest known grokking methods (⊥AdamW, Lion, Muon): registered and tested
     #: like every sampler, but left out of a default comparison (``bench.compare.own_samplers``)
-    #: until they join the board as their own group; ``--samplers`` names them.
+    #: until they join the board as their own group; ``--samplers`` names them. The asv suite
+    #: tracks them like every sampler.
     frontier: bool = False
     #: The library of another project's implementation (``"blackjax"``); None for ours.
     peer: str | None = None

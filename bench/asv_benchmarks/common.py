@@ -116,11 +116,6 @@ def summarize(result: Any) -> Mapping[str, float]:
 
 
 def registered_samplers() -> list[str]:
-    """The project's own samplers (peers from other libraries register as ``library.name``),
-    less the frontier optimizers (``Sampler.frontier``), which declare no ``"light"`` example
-    until they join the board as their own group."""
-    return [
-        name
-        for name in samplers.names()
-        if not is_peer(samplers.lookup(name)) and not samplers.lookup(name).frontier
-    ]
+    """The project's own samplers, the frontier optimizers included (peers from other
+    libraries register as ``library.name``)."""
+    return [name for name in samplers.names() if not is_peer(samplers.lookup(name))]
