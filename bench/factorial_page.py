@@ -14,6 +14,7 @@ from typing import Any
 
 from bench import formats as fmt
 from bench.board import Board, FactorEffect, SamplerStats
+from bench.compare import tuner
 
 #: The unit names as the page prints them.
 UNIT_NAMES = {"kappa": "κ", "h_rel": "h_rel", "tau_n": "τ·N", "lr": "lr", "num_leapfrog": "L"}
@@ -299,7 +300,10 @@ def _chosen(board: Board) -> list[str]:
         chosen = row.entry.chosen
         units = chosen.get("units") or {}
         tuning = chosen.get("tuning") or {}
-        widened = "; ".join(tuning.get("widened") or []) or "nothing widened"
+        widened = "; ".join(
+            (tuning.get("widened") or []) + _left_on_edge(chosen.get("search") or {}, tuning)
+        )
+        widened = widened or "nothing widened"
         spent = (
             "–"
             if row.is_reference or not tuning
@@ -314,6 +318,19 @@ def _chosen(board: Board) -> list[str]:
             f"{fmt.number(chosen['prior_precision'])} | {row.evals_per_step} | {spent} |"
         )
     return lines
+
+
+def _left_on_edge(search: Mapping[str, Any], tuning: Mapping[str, Any]) -> list[str]:
+    """The axes on whose edge the choice sits after the last batch: the tuner widens an edge
+    once, before the last batch, so a choice the last batch found on an edge stays there, and
+    the page says so (a faster setting may lie beyond it)."""
+    said = " ".join(tuning.get("widened") or [])
+    return [
+        f"{UNIT_NAMES.get(name, name)} chosen on its {side} edge by the last batch, not widened "
+        "again (a faster setting may lie beyond it)"
+        for name, side in tuner.edges(search, tuning.get("bounds") or {})
+        if name not in said
+    ]
 
 
 def _unit(x: Any) -> str:

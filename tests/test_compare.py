@@ -364,3 +364,22 @@ def test_peers_with_a_varying_cost_per_step_are_refused_and_peer_rows_are_marked
             grad_evals_per_step(peer, {})
     assert peer_of("blackjax.sgld") == "blackjax"
     assert peer_of("sgld") is None
+
+
+def test_edges_find_a_choice_in_the_outer_twentieth_of_a_log_range():
+    """The tuner's edge rule (widened before the last batch; said on the page after it):
+    on κ ∈ [1e-4, 3e-2] the outer 5 % of the log range ends at 1.33e-4 and 2.26e-2."""
+    from bench.compare.tuner import edges
+
+    bounds = {
+        "kappa": {"low": 1e-4, "high": 3e-2, "log": True},
+        "tau_n": {"choices": [1e-3, 1.0]},
+    }
+    assert edges({"kappa": 0.0296, "tau_n": 1e-3}, bounds) == [("kappa", "high")]
+    assert edges({"kappa": 0.0232}, bounds) == [("kappa", "high")]
+    assert edges({"kappa": 0.0209}, bounds) == []  # inside, and categorical axes have no edge
+    assert edges({"kappa": 1.2e-4}, bounds) == [("kappa", "low")]
+    assert edges({"kappa": 1.4e-4}, bounds) == []
+    assert edges({}, bounds) == []  # an axis the choice did not search
+    linear = {"x": {"low": 0.0, "high": 1.0, "log": False}}
+    assert edges({"x": 0.96}, linear) == [("x", "high")] and edges({"x": 0.5}, linear) == []

@@ -213,12 +213,9 @@ class RowTuner:
         """Widen, once, each continuous axis whose best value so far sits at an edge (see the
         module docstring); record what was widened and what could not be, and why."""
         best = self.best()["search"]
+        sides = dict(edges(best, {k: _bound_json(b) for k, b in self.bounds.items()}))
         for name, bound in list(self.bounds.items()):
-            if bound.choices is not None or name not in best:
-                continue
-            lo, hi = math.log(float(bound.low)), math.log(float(bound.high))
-            x = math.log(float(best[name]))
-            at_low, at_high = x <= lo + EDGE * (hi - lo), x >= hi - EDGE * (hi - lo)
+            at_low, at_high = sides.get(name) == "low", sides.get(name) == "high"
             if at_low:
                 if bound.low_is_limit:
                     self.widened.append(f"{name} at its low end, not widened: {bound.low_is_limit}")
@@ -267,6 +264,24 @@ def study(storage_: optuna.storages.BaseStorage, compare_key: str, row: Row) -> 
     )
 
 
+def edges(
+    search: Mapping[str, Any], bounds: Mapping[str, Mapping[str, Any]]
+) -> list[tuple[str, str]]:
+    """``(axis, "low" | "high")`` for each continuous axis of ``bounds`` (as :class:`Tuned`
+    stores them) on which ``search`` lies in the outer :data:`EDGE` of the (log) range."""
+    found = []
+    for name, bound in bounds.items():
+        if "choices" in bound or name not in search:
+            continue
+        scale = math.log if bound.get("log", True) else float
+        lo, hi, x = (scale(float(v)) for v in (bound["low"], bound["high"], search[name]))
+        if x <= lo + EDGE * (hi - lo):
+            found.append((name, "low"))
+        elif x >= hi - EDGE * (hi - lo):
+            found.append((name, "high"))
+    return found
+
+
 def _bound_json(b: Bound) -> dict[str, Any]:
     if b.choices is not None:
         return {"choices": list(b.choices)}
@@ -282,6 +297,7 @@ __all__ = [
     "KEEP",
     "RUNGS",
     "WIDEN",
+    "edges",
     "Live",
     "RowTuner",
     "Tuned",
