@@ -48,11 +48,22 @@ QUADRATIC_ADAMW = {
     "betas": (0.9, 0.999),
 }
 
+#: Prieto et al. 2025's ⊥AdamW for their one-hot MLP (the code of "Grokking at the edge of
+#: numerical stability", figure 1: lr 0.01, beta2 0.99, eps 1e-25, no weight decay, full batch).
+PRIETO_ORTHO_ADAMW = {
+    "sampler": "ortho_adamw",
+    "step_size": 1e-2,
+    "weight_decay": 0.0,
+    "betas": (0.9, 0.99),
+    "eps": 1e-25,
+}
+
 #: Per-model defaults, used for a parsed name and when ``model=`` is overridden.
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "transformer": {"loss": "ce", "reference": NANDA_ADAMW, "budget": 20_000},
     "mlp": {"loss": "ce", "reference": MLP_ADAMW, "budget": 10_000},
     "quadratic": {"loss": "mse", "reference": QUADRATIC_ADAMW, "budget": 10_000},
+    "onehot": {"loss": "ce", "reference": PRIETO_ORTHO_ADAMW, "budget": 2_000},
 }
 
 

@@ -243,10 +243,28 @@ class QuadraticReference(nn.Module):
         return (e.to(self.W1.dtype) @ self.W1).square() @ self.W2  # no multipliers
 
 
+class OneHotMLPReference(nn.Module):
+    """Prieto et al.'s MLP written as theirs is: two-hot input, bias-free layers, ReLU."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.V, self.depth = m.n_operands, m.depth
+        for spec in m.specs:
+            self.register_parameter(spec.name, nn.Parameter(torch.zeros(spec.shape)))
+
+    def forward(self, x):
+        h = torch.cat([F.one_hot(x[:, 0], self.V), F.one_hot(x[:, 1], self.V)], dim=1)
+        h = h.to(self.W1.dtype)
+        for i in range(1, self.depth + 1):
+            h = torch.relu(h @ getattr(self, f"W{i}"))
+        return h @ self.W_out
+
+
 REFERENCES = {
     "transformer": (NandaTransformer, {"d_model": 32, "n_heads": 4, "d_mlp": 48}),
     "mlp": (EmbeddingMLPReference, {"d_embed": 8, "width": 24}),
     "quadratic": (QuadraticReference, {"width": 40}),
+    "onehot": (OneHotMLPReference, {"width": 24, "depth": 3}),
 }
 
 
@@ -266,6 +284,26 @@ def test_batched_forward_matches_per_chain_reference(model, name):
     for c in range(C):
         expected = functional_call(ref, {k: v[c] for k, v in params.items()}, (x,))
         torch.testing.assert_close(batched[c], expected, rtol=1e-10, atol=1e-10)
+
+
+def test_onehot_mlp_is_prietos():
+    """Two bias-free ReLU layers of 200 on the two-hot input, torch's nn.Linear init variance
+    1/(3·fan_in), and Prieto et al.'s ⊥AdamW as the reference."""
+    task = tasks.make("add_mod113_onehot", frac_train=0.4)
+    m = task.model
+    assert task.num_params == 226 * 200 + 200 * 200 + 200 * 113
+    assert [(name, shape, kind) for name, _, shape, kind in m.layout] == [
+        ("W1", (226, 200), "matrix"),
+        ("W2", (200, 200), "matrix"),
+        ("W_out", (200, 113), "matrix"),
+    ]
+    assert len(task.train[1]) == round(0.4 * 113**2) and task.batch_size is None
+    assert task.reference["sampler"] == "ortho_adamw" and task.reference["weight_decay"] == 0.0
+    w = m.unflatten(task.init(0, 1))
+    for name, fan_in in (("W1", 226), ("W2", 200), ("W_out", 200)):
+        assert w[name].std().item() == pytest.approx(1 / math.sqrt(3 * fan_in), rel=0.03)
+    with pytest.raises(ValueError, match="depth must be a positive integer"):
+        tasks.make("add_mod11_onehot", depth=0)
 
 
 def test_default_transformer_is_nandas():
@@ -431,7 +469,7 @@ def test_gradients_are_per_chain(small):
         torch.testing.assert_close(grad[c], expected[0])
 
 
-@pytest.mark.parametrize("model", ["transformer", "mlp", "quadratic"])
+@pytest.mark.parametrize("model", ["transformer", "mlp", "quadratic", "onehot"])
 def test_gradient_in_blocks_of_chains_is_the_single_pass_bit_for_bit(model, monkeypatch):
     from samplers.base import value_and_grad
 

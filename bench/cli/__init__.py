@@ -1,5 +1,5 @@
-"""The command line, ``python -m bench {list,run,speed,compare,report,theory,export}``: every
-subcommand's arguments (here), its input checks (:mod:`bench.cli.inputs`), what it does
+"""The command line, ``python -m bench {list,run,speed,compare,report,theory,frontier,export}``:
+every subcommand's arguments (here), its input checks (:mod:`bench.cli.inputs`), what it does
 (:mod:`bench.cli.commands`), and exit status 2 on bad input.
 
 Bad input (an unknown task or sampler, a hyperparameter out of range, a budget of zero, a device
@@ -20,6 +20,7 @@ from bench.allocator import tune_from_environment
 from bench.cli.commands import (
     cmd_compare,
     cmd_export,
+    cmd_frontier,
     cmd_list,
     cmd_report,
     cmd_run,
@@ -258,6 +259,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_executor_options(p)
     p.set_defaults(func=cmd_theory)
+
+    p = sub.add_parser(
+        "frontier",
+        help="reproduce the frontier's published grokking results on their settings",
+        description=(
+            "Run each reproduction's arms (the published optimizer settings on the published "
+            "task) through the store (reused on rerun, resumable) and write "
+            "reports/frontier/<name>.md with its figure: what the paper reports, what ran "
+            "here, and how close it came (bench/frontier.py)."
+        ),
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="prieto (default: all)")
+    p.add_argument(
+        "--seeds", type=int, default=None, help="seeds an arm (default: the reproduction's)"
+    )
+    p.add_argument("--store", default=str(DEFAULT_PATH), help=f"(default: {DEFAULT_PATH})")
+    p.add_argument("--reports", default="reports/frontier", help="(default: reports/frontier)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="jobs side by side (default: one per core)"
+    )
+    add_executor_options(p)
+    p.set_defaults(func=cmd_frontier)
 
     p = sub.add_parser(
         "export",

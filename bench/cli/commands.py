@@ -388,6 +388,33 @@ def cmd_theory(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_frontier(args: argparse.Namespace) -> int:
+    """Run the named reproductions through the store, then write reports/frontier/<name>.md;
+    every input is checked before the store is opened."""
+    from bench import frontier
+
+    log = _printer()
+    chosen = frontier.check_names(args.names)  # unknown: a ValueError naming the known ones
+    at_least_one(seeds=args.seeds, workers=args.workers)
+    device = setup_device(args.device, args.threads, default_threads=1)
+    workers = args.workers or default_workers(device.split(":")[0])
+    out = Path(args.reports)
+    reports.check_writable(out)
+    check_store_path(Path(args.store))
+    tick = time.perf_counter()
+    with Store(args.store) as store, make_executor(args, device, workers, log) as executor:
+        for rep in chosen:
+            log(f"frontier {rep.name}: {len(rep.arms)} arms on {rep.task}")
+            outcomes = frontier.run_reproduction(
+                rep, store, seeds=args.seeds, executor=executor, device=device, log=log
+            )
+            log(f"wrote {frontier.write_page(rep, outcomes, out)}")
+            for o in outcomes:
+                log(f"  {o.arm.label}: {o.verdict()}")
+    log(f"frontier finished in {(time.perf_counter() - tick) / 60:.1f} min")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Write the frames of :mod:`bench.results` for the selection: every check (format, folder,
     store, selection) before a file is written; the store is opened read-only."""
