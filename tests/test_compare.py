@@ -383,3 +383,20 @@ def test_edges_find_a_choice_in_the_outer_twentieth_of_a_log_range():
     assert edges({}, bounds) == []  # an axis the choice did not search
     linear = {"x": {"low": 0.0, "high": 1.0, "log": False}}
     assert edges({"x": 0.96}, linear) == [("x", "high")] and edges({"x": 0.5}, linear) == []
+
+
+def test_a_row_whose_search_space_changed_gets_a_new_study(tmp_path):
+    """The comparison's key leaves the rows out, so the study's name carries the row's search
+    space: resuming a changed row would otherwise tell old trials as if drawn from the new
+    space (a widened κ end resumed every trial of the narrower one)."""
+    from bench.compare import tuner
+    from bench.compare.rows import Bound
+
+    storage = tuner.storage(tmp_path / "s.sqlite")
+    (row,) = C.rows_for(["sgd"])
+    bounds = {"kappa": Bound(1e-4, 3e-2), "h_rel": Bound(1e-2, 1.0)}
+    first = tuner.study(storage, "key", row, bounds)
+    again = tuner.study(storage, "key", row, dict(bounds))
+    wider = tuner.study(storage, "key", row, {**bounds, "kappa": Bound(1e-4, 3e-1)})
+    assert first.study_name == again.study_name != wider.study_name
+    assert first.study_name.startswith("key/sgd/")

@@ -152,7 +152,7 @@ def tune(
     tuners = {
         row.name: tuner.RowTuner(
             row,
-            tuner.study(storage, compare_key, row),
+            tuner.study(storage, compare_key, row, row.bounds(task)),
             row.bounds(task),
             lambda values, row=row: row.config(values, scales, task),
             preset.trials,

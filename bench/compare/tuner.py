@@ -44,6 +44,7 @@ import optuna
 from bench.compare.presets import Preset
 from bench.compare.protocol import score
 from bench.compare.rows import Bound, Row
+from bench.keys import digest
 
 #: Fractions of the full budget at which successive halving compares the live trials.
 RUNGS = (1 / 9, 1 / 3, 1.0)
@@ -254,10 +255,27 @@ def storage(path: Any) -> optuna.storages.RDBStorage:
     )
 
 
-def study(storage_: optuna.storages.BaseStorage, compare_key: str, row: Row) -> optuna.Study:
-    """The row's study of one comparison, created or loaded."""
+def study(
+    storage_: optuna.storages.BaseStorage,
+    compare_key: str,
+    row: Row,
+    bounds: Mapping[str, Bound],
+) -> optuna.Study:
+    """The row's study of one comparison, created or loaded. Its name carries a digest of what
+    the row searches (its sampler, fixed settings, warm-up and axes' ``bounds``): a row whose
+    search space changed starts a new study instead of resuming trials drawn from the old one
+    (the comparison's key leaves the rows out, so that invocations asking for different rows
+    share one leaderboard)."""
+    space = digest(
+        {
+            "sampler": row.sampler,
+            "fixed": dict(row.fixed),
+            "warmup": list(row.warmup) if row.warmup else None,
+            "bounds": {k: _bound_json(b) for k, b in bounds.items()},
+        }
+    )
     return optuna.create_study(
-        study_name=f"{compare_key}/{row.name}",
+        study_name=f"{compare_key}/{row.name}/{space[:12]}",
         storage=storage_,
         direction="minimize",
         load_if_exists=True,
