@@ -368,10 +368,7 @@ def cmd_theory(args: argparse.Namespace) -> int:
         name = "cpu" if device == "cpu" else "paper"
     preset = theory.preset_for(name, args.task)
     preset.make_task()  # unknown task: TaskError with suggestions
-    workers = args.workers or default_workers(device.split(":")[0])
-    out = Path(args.reports)
-    reports.check_writable(out)
-    check_store_path(Path(args.store))
+    workers, out = _workers_and_folder(args, device)
     tick = time.perf_counter()
     with Store(args.store) as store, make_executor(args, device, workers, log) as executor:
         theory.run_theory(
@@ -397,10 +394,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     chosen = frontier.check_names(args.names)  # unknown: a ValueError naming the known ones
     at_least_one(seeds=args.seeds, workers=args.workers)
     device = setup_device(args.device, args.threads, default_threads=1)
-    workers = args.workers or default_workers(device.split(":")[0])
-    out = Path(args.reports)
-    reports.check_writable(out)
-    check_store_path(Path(args.store))
+    workers, out = _workers_and_folder(args, device)
     tick = time.perf_counter()
     with Store(args.store) as store, make_executor(args, device, workers, log) as executor:
         for rep in chosen:
@@ -435,6 +429,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     for path in written:
         log(f"wrote {path}")
     return 0
+
+
+def _workers_and_folder(args: argparse.Namespace, device: str) -> tuple[int, Path]:
+    """Workers for ``device`` (``--workers``, else one per core) and the pages' folder, checked
+    writable, after the store's path is checked: a command that trains and writes pages."""
+    workers = args.workers or default_workers(device.split(":")[0])
+    out = Path(args.reports)
+    reports.check_writable(out)
+    check_store_path(Path(args.store))
+    return workers, out
 
 
 def _printer() -> Callable[[str], None]:
