@@ -189,6 +189,7 @@ class Runner:
         settings = getattr(self.executor, "settings", JobSettings())
         flying: dict[cf.Future, tuple[str, Job, float]] = {}
         waiting: list[tuple[str, Job]] = []  # claimed by another live holder
+        held: set[str] = set()  # claimed by this runner and not yet released
         trained = 0
         try:
             while todo or flying or waiting:
@@ -197,6 +198,7 @@ class Runner:
                     if not self.store.claim(key, self.holder, self.lease, dead=holder_is_gone):
                         waiting.append((key, job))
                         continue
+                    held.add(key)
                     # Read the store only once the claim is ours: a holder stores its run before
                     # it releases its claim, so a run finished by another process just before our
                     # claim is visible now (reading first left a window in which it was trained
@@ -204,6 +206,7 @@ class Runner:
                     record = self.store.get_run(key, curves=False)
                     if record is not None:  # another process finished it meanwhile
                         self.store.release(key, self.holder)
+                        held.discard(key)
                         done[key] = record.result
                         self.reused += 1
                         total -= 1
@@ -238,6 +241,7 @@ class Runner:
                         key, result, task_config=self.task.config, seconds_wall=wall, code=self.code
                     )
                     self.store.release(key, self.holder)
+                    held.discard(key)
                     done[key] = result
                     self.ran += 1
                     trained += 1
@@ -245,7 +249,9 @@ class Runner:
                 for key, _, _ in flying.values():  # still training: keep the lease
                     self.store.claim(key, self.holder, self.lease)
         finally:
-            for key, _, _ in flying.values():
+            # Every claim still held: jobs in flight, and a job whose submission or training
+            # raised (its claim would otherwise block a rerun in this process for a lease).
+            for key in held:
                 self.store.release(key, self.holder)
         return [(key, done[key]) for key in keys]
 

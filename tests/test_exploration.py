@@ -189,6 +189,27 @@ def test_a_job_another_process_finishes_just_before_our_claim_is_not_trained_aga
         assert store.count("runs") == 1 and store.count("claims") == 0
 
 
+def test_a_job_whose_training_raises_leaves_no_claim(tmp_path, tiny_task, monkeypatch):
+    """A crash inside training (here: in the sampler's run) propagates, and the claim is given
+    back, so a rerun in the same process trains the job at once instead of waiting a lease."""
+    import bench.jobs as jobs
+
+    job = _jobs(1)[0]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the sampler broke")
+
+    with Store(tmp_path / "s.sqlite") as store:
+        with monkeypatch.context() as patch:
+            patch.setattr(jobs, "run", broken)
+            with pytest.raises(RuntimeError, match="the sampler broke"):
+                Runner(tiny_task, store, log=lambda line: None).run_all([job])
+        assert store.count("claims") == 0
+        runner = Runner(tiny_task, store, log=lambda line: None, lease=3600)
+        runner.run_all([job])
+        assert runner.ran == 1 and store.count("claims") == 0
+
+
 def test_a_dead_holders_claim_expires_and_is_taken_over(tmp_path):
     with Store(tmp_path / "s.sqlite") as store:
         assert store.claim("job", "a", lease=60)
