@@ -110,6 +110,9 @@ def parse_samplers(text: str | None) -> list[str]:
             raise BadInput("--samplers is empty: name at least one sampler, e.g. adamw,sgld")
     seen = []
     for name in names:
+        if name in comparison.row_names():  # a row (grokfast, hmc+mass) or the frontier group
+            seen += [name] if name not in seen else []
+            continue
         samplers.lookup(name).grad_evals_per_step({})  # unknown name or varying cost: refused
         comparison.search_space(name)  # a sampler the comparison has no grid for: refused
         if name not in seen:

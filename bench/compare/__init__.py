@@ -25,11 +25,23 @@ from bench.compare.presets import (
     estimate_minutes,
 )
 from bench.compare.protocol import BASELINE, FRESH_SEED, protocol_for, reference_config, score
-from bench.compare.rows import ROWS, TWIN, Row, rows_for, twin_of
+from bench.compare.rows import (
+    FRONTIER,
+    FRONTIER_GROUP,
+    ROWS,
+    TWIN,
+    Row,
+    row_names,
+    rows_for,
+    twin_of,
+)
 from bench.compare.spaces import SEARCH_SPACES, Axis, SearchSpace, own_samplers, search_space
 from bench.compare.units import Scales
 
 __all__ = [
+    "FRONTIER",
+    "FRONTIER_GROUP",
+    "row_names",
     "BASELINE",
     "CPU_LIMIT_MINUTES",
     "CPU_MODEL",

@@ -17,6 +17,24 @@ row                           geometry   dynamics      noise  note
 ``hmc+mass``                  diagonal   Hamiltonian   yes    mass matrix adapted (Stan windows)
 ============================  =========  ============  =====  =====================================
 
+Beside the factorial, a second group, **the optimizers at the frontier** (:data:`FRONTIER`):
+the fastest published ways to make a network grok, tuned by the same tuner on the same budget in
+the same units (``lr`` and κ = lr·wd, their decay being decoupled as AdamW's):
+
+==============  ===============  ==========================================================
+row             sampler          note
+==============  ===============  ==========================================================
+``grokfast``    ``adamw``        Grokfast-EMA (Lee et al. 2024): α 0.98, λ_g 2, as published
+``ortho_adamw`` ``ortho_adamw``  ⊥AdamW (Prieto et al. 2025)
+``lion``        ``lion``         Chen et al. 2023; its step is a sign, so its lr range is
+                                 ten times lower than AdamW's (Chen et al.'s rule: 3-10x)
+``muon``        ``muon``         torch.optim.Muon's orthogonalization per weight matrix;
+                                 AdamW at the task's reference lr (1e-2) on the other blocks
+==============  ===============  ==========================================================
+
+A frontier row joins a comparison when ``--samplers`` names it (``grokfast``, or ``frontier``
+for the group), so that the default command keeps reproducing the committed factorial page.
+
 A twin (``@0``) is not tuned: it runs its noisy row's chosen settings with the temperature set
 to 0, so the difference between the two is the noise alone. HMC has no twin: its target
 ``exp(−U/τ)`` has no τ = 0 form. A sampler from a peer library or a plugin package, or one of ours
@@ -67,6 +85,8 @@ KAPPA = Bound(1e-4, 3e-2)
 H_REL = Bound(1e-2, 1.0, high_is_limit="the stability limit at the checkpoint")
 TAU_N = Bound(1e-3, 1.0, choices=(1e-3, 1e-2, 1e-1, 1.0))
 LR = Bound(1e-3, 1e-1)
+#: Lion moves every coordinate by its whole lr (a sign step): ten times lower than :data:`LR`.
+LION_LR = Bound(1e-4, 1e-2)
 #: Trajectories long enough to move (L ≥ 16); 24 at most so that the mass matrix's warm-up (30 %
 #: of the run) still holds Stan's minimum of 20 transitions at a budget of 3,000 evaluations.
 LEAPFROG = Bound(16, 24, choices=(16, 24))
@@ -87,6 +107,8 @@ class Row:
     geometry: str | None = None
     twin_of: str | None = None  # set on a twin: the noisy row whose choice it runs
     grid: bool = False  # searched on the sampler's own grid (peers, plugins)
+    group: str = "factorial"  # or "frontier": the page shows each group as its own table
+    lr: Bound = LR  # the lr axis of a row with decoupled decay
 
     @property
     def dynamics(self) -> Dynamics | None:
@@ -114,7 +136,7 @@ class Row:
             return {a.name: Bound(0, 0, choices=tuple(a.resolve(task))) for a in space.axes}
         d = self.dynamics
         if d.decay is not None:
-            return {"lr": LR, "kappa": KAPPA}
+            return {"lr": self.lr, "kappa": KAPPA}
         out = {"kappa": KAPPA, "h_rel": H_REL}
         if d.temperature is not None:
             out["tau_n"] = TAU_N
@@ -180,12 +202,37 @@ ROWS: tuple[Row, ...] = (
     ),
 )
 
+#: The optimizers at the frontier, shown as their own group (see the module docstring).
+FRONTIER: tuple[Row, ...] = (
+    Row(
+        "grokfast",
+        "adamw",
+        fixed={"grokfast_alpha": 0.98, "grokfast_lamb": 2.0},
+        group="frontier",
+    ),
+    Row("ortho_adamw", "ortho_adamw", group="frontier"),
+    Row("lion", "lion", group="frontier", lr=LION_LR),
+    Row("muon", "muon", fixed={"adam_step_size": 1e-2}, group="frontier"),
+)
+
+#: The name that picks every frontier row at once.
+FRONTIER_GROUP = "frontier"
+
 
 def rows_for(names: Sequence[str]) -> list[Row]:
-    """The rows of the samplers (or rows) ``names``: every row of a named sampler, in the
-    board's order, then a grid row for each named sampler that has none here."""
+    """The rows of the samplers (or rows) ``names``: every factorial row of a named sampler, in
+    the board's order, then the frontier rows named (by row name, by a frontier sampler's name,
+    or all of them as ``frontier``), then a grid row for each named sampler that has none."""
     wanted = list(dict.fromkeys(names))
     out = [r for r in ROWS if r.sampler in wanted or r.name in wanted]
+    out += [
+        r
+        for r in FRONTIER
+        if FRONTIER_GROUP in wanted
+        or r.name in wanted
+        or (r.sampler in wanted and getattr(samplers.lookup(r.sampler), "frontier", False))
+    ]
+    wanted = [n for n in wanted if n != FRONTIER_GROUP]
     covered = {r.sampler for r in out} | {r.name for r in out}
     for name in wanted:
         if name not in covered:
@@ -195,13 +242,21 @@ def rows_for(names: Sequence[str]) -> list[Row]:
     return out
 
 
+def row_names() -> list[str]:
+    """The names ``--samplers`` accepts besides sampler names: the rows here and the group."""
+    return [r.name for r in (*ROWS, *FRONTIER)] + [FRONTIER_GROUP]
+
+
 def twin_of(row: Row) -> Row:
     """The τ = 0 twin row of a noisy row."""
     return replace(row, name=row.name + TWIN, twin=False, twin_of=row.name)
 
 
 __all__ = [
+    "FRONTIER",
+    "FRONTIER_GROUP",
     "KAPPA",
+    "LION_LR",
     "H_REL",
     "LEAPFROG",
     "LR",
@@ -210,6 +265,7 @@ __all__ = [
     "TWIN",
     "Bound",
     "Row",
+    "row_names",
     "rows_for",
     "twin_of",
 ]
