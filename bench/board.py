@@ -24,6 +24,7 @@ import pandas as pd
 
 import samplers
 from bench import frames, metrics
+from bench.compare.rows import FRONTIER
 from bench.grokking import sustained_time
 from bench.metrics import Ratio, Survival
 from bench.store import Compare, Entry, RunRecord, Store
@@ -67,6 +68,13 @@ class SamplerStats:
         return dict(self.entry.chosen.get("cell") or {})
 
     @property
+    def group(self) -> str:
+        """``"frontier"`` for a row of the optimizers at the frontier
+        (:data:`bench.compare.rows.FRONTIER`), else ``"factorial"`` (its baselines included)."""
+        frontier = {r.name for r in FRONTIER}
+        return "frontier" if self.sampler in frontier and not self.is_reference else "factorial"
+
+    @property
     def seeds(self) -> list[int]:
         return [int(s) for s in self.table["seed"]]
 
@@ -108,6 +116,20 @@ FACTORS = (
 )
 
 
+@dataclass(frozen=True)
+class FrontierGap:
+    """Where the fastest better-exploring sampler stands between the random walk and the
+    frontier, paired by checkpoint: ``to_frontier`` is its median over the fastest frontier
+    row's (> 1: the frontier is faster), ``over_baseline`` the fastest random-walk baseline's
+    median over its own (> 1: the sampler is faster)."""
+
+    sampler: str
+    frontier: str
+    baseline: str
+    to_frontier: Ratio
+    over_baseline: Ratio
+
+
 @dataclass
 class Board:
     """One comparison (one task, one start) as numbers."""
@@ -123,6 +145,7 @@ class Board:
     code_versions: list[str] = field(default_factory=list)
     hours: float = 0.0  # wall-clock of every run behind the board, tuning included
     factors: list[FactorEffect] = field(default_factory=list)
+    frontier: FrontierGap | None = None  # where the best sampler stands, when the group ran
 
     @property
     def slug(self) -> str:
@@ -185,6 +208,7 @@ def build_board(store: Store, compare: Compare, description: str | None = None) 
     for i, row in enumerate(rows, start=1):
         row.rank = i
     factors = factor_effects(rows)
+    gap = frontier_gap(rows)
     if description is None:
         description = protocol.get("task_description", compare.task)
     target = rows[0].runs[0].result.target if rows and rows[0].runs[0].result.target else 0.99
@@ -200,6 +224,46 @@ def build_board(store: Store, compare: Compare, description: str | None = None) 
         code_versions=codes,
         hours=wall / 3600.0,
         factors=factors,
+        frontier=gap,
+    )
+
+
+#: The random-walk baselines of the claim: SGD with momentum and SGLD (the random walk itself).
+RANDOM_WALK = ("sgd", "sgld")
+
+
+def explores(row: SamplerStats) -> bool:
+    """A row of a sampler the question calls a better explorer than a random walk: noisy, with
+    momentum or Hamiltonian dynamics or a preconditioned geometry (SGHMC, HMC, Riemannian
+    Langevin, preconditioned SGHMC); SGLD is the random walk itself."""
+    cell = row.cell
+    return cell.get("noise") == "yes" and (
+        cell.get("dynamics") in ("momentum", "hamiltonian") or cell.get("geometry") == "diagonal"
+    )
+
+
+def frontier_gap(rows: list[SamplerStats]) -> FrontierGap | None:
+    """The fastest better-exploring sampler against the fastest frontier row and the fastest
+    random-walk baseline (``rows`` ranked), paired by checkpoint; ``None`` unless all three ran
+    on the same fresh seeds."""
+    best = next((r for r in rows if explores(r)), None)
+    front = next((r for r in rows if r.group == "frontier"), None)
+    base = next((r for r in rows if r.sampler in RANDOM_WALK), None)
+    if best is None or front is None or base is None:
+        return None
+    if not (sorted(best.seeds) == sorted(front.seeds) == sorted(base.seeds)):
+        return None
+
+    def paired(a: SamplerStats, b: SamplerStats) -> Ratio:  # b's median over a's
+        (ta, ca), (tb, cb) = _by_seed(a), _by_seed(b)
+        return metrics.paired_speedup(ta, ca, tb, cb)
+
+    return FrontierGap(
+        sampler=best.sampler,
+        frontier=front.sampler,
+        baseline=base.sampler,
+        to_frontier=paired(front, best),
+        over_baseline=paired(best, base),
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench import formats as fmt
-from bench.board import Board, FactorEffect, SamplerStats
+from bench.board import Board, FactorEffect, FrontierGap, SamplerStats, explores
 from bench.compare import tuner
 
 #: The unit names as the page prints them.
@@ -97,6 +97,8 @@ def _table(board: Board, row_file) -> list[str]:
         "flagged by the sampler; never counted as grokked. Effect sizes (against "
         f"{against}): the ratio of KM medians, theirs / this row's (> 1: this row is faster).",
         "",
+    ]
+    header = [
         "| # | row | geometry | dynamics | noise | grokked | end generalized | diverged | "
         "evals to grok (95% CI) | to 0.95 | RMST | first touch | "
         + "".join(f"vs {name} | " for name in board.against)
@@ -105,35 +107,52 @@ def _table(board: Board, row_file) -> list[str]:
         + "---|" * len(board.against)
         + "---:|---|",
     ]
-    for row in board.all_rows:
-        cell = row.cell
-        cells = [
-            "ref" if row.is_reference else str(row.rank),
-            f"`{row.runs[0].result.spec.sampler}` (reference, untuned)"
-            if row.is_reference
-            else f"`{row.sampler}`",
-            cell.get("geometry", "adaptive" if row.is_reference else "–"),
-            cell.get("dynamics", "optimizer" if row.is_reference else "–"),
-            cell.get("noise", "no" if row.is_reference else "–"),
-            f"{row.grokked}/{row.n}",
-            f"{row.generalized}/{row.n}",
-            _diverged(row),
-            fmt.median_ci(row.grok_evals, E),
-            fmt.median(row.t95_evals),
-            _rmst(row),
-            fmt.median(row.touch_evals),
-            *(_effect(row, name) for name in board.against),
-            "–" if row.accept is None else f"{row.accept:.2f}",
-            f"[json](runs/{board.slug}/{row_file(row)}.json)",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += header
+    frontier = [r for r in board.rows if r.group == "frontier"]
+    for row in [r for r in board.all_rows if r.group != "frontier"]:
+        lines.append(_table_line(board, row, row_file))
     if board.reference is not None:
         lines += [
             "",
             "*Reference*: the task's own optimizer setting (registered with the task), untuned, "
             "on the same fresh seeds, continuing from the checkpoints, for scale; not ranked.",
         ]
+    if frontier:
+        lines += [
+            "",
+            "**The optimizers at the frontier** (Grokfast-EMA, ⊥AdamW, Lion, Muon: "
+            "`bench/compare/rows.py`), tuned by the same tuner on the same budget in the same "
+            "units and ranked among the rows above (their # is their place in one ranking):",
+            "",
+            *header,
+            *(_table_line(board, row, row_file) for row in frontier),
+        ]
     return lines
+
+
+def _table_line(board: Board, row: SamplerStats, row_file) -> str:
+    E = board.eval_every
+    cell = row.cell
+    cells = [
+        "ref" if row.is_reference else str(row.rank),
+        f"`{row.runs[0].result.spec.sampler}` (reference, untuned)"
+        if row.is_reference
+        else f"`{row.sampler}`",
+        cell.get("geometry", "adaptive" if row.is_reference else "–"),
+        cell.get("dynamics", "optimizer" if row.is_reference else "–"),
+        cell.get("noise", "no" if row.is_reference else "–"),
+        f"{row.grokked}/{row.n}",
+        f"{row.generalized}/{row.n}",
+        _diverged(row),
+        fmt.median_ci(row.grok_evals, E),
+        fmt.median(row.t95_evals),
+        _rmst(row),
+        fmt.median(row.touch_evals),
+        *(_effect(row, name) for name in board.against),
+        "–" if row.accept is None else f"{row.accept:.2f}",
+        f"[json](runs/{board.slug}/{row_file(row)}.json)",
+    ]
+    return "| " + " | ".join(cells) + " |"
 
 
 def _diverged(row: SamplerStats) -> str:
@@ -154,16 +173,6 @@ def _effect(row: SamplerStats, against: str) -> str:
     if row.sampler == against and not row.is_reference:
         return "1"
     return fmt.ratio(row.effects.get(against))
-
-
-def explores(row: SamplerStats) -> bool:
-    """A row of a sampler the question calls a better explorer than a random walk: noisy, with
-    momentum or Hamiltonian dynamics or a preconditioned geometry (SGHMC, HMC, Riemannian
-    Langevin, preconditioned SGHMC); SGLD is the random walk itself."""
-    cell = row.cell
-    return cell.get("noise") == "yes" and (
-        cell.get("dynamics") in ("momentum", "hamiltonian") or cell.get("geometry") == "diagonal"
-    )
 
 
 def answer(board: Board) -> list[str]:
@@ -195,7 +204,30 @@ def answer(board: Board) -> list[str]:
             judged.append(f"{name}: {_against(r)}" + ("" if alone else f" ({fmt.ratio(r)})"))
         text += ("; against " + "; ".join(judged)) if judged else ""
         text += "."
+    if board.frontier is not None:
+        text += " " + _gap(board.frontier)
     return [text]
+
+
+def _gap(gap: FrontierGap) -> str:
+    """Whether the best sampler is closer to the random-walk baseline or to the frontier, by the
+    paired ratios of medians on a log scale (a ratio of 2 is as far as one of 1/2)."""
+    front, base = gap.to_frontier, gap.over_baseline
+    text = (
+        "Between the random walk and the frontier, paired by checkpoint (ratios of medians, > 1: "
+        f"the first is faster): the fastest frontier row `{gap.frontier}` against "
+        f"`{gap.sampler}` {fmt.ratio(front)}, {_against(front)}; `{gap.sampler}` against "
+        f"`{gap.baseline}` {fmt.ratio(base)}, {_against(base)}."
+    )
+    values = [r.value for r in (front, base)]
+    if any(v is None or v <= 0 or math.isinf(v) for v in values):
+        return text + " One median is not reached, so the page does not place it between them."
+    far_front, far_base = (abs(math.log(v)) for v in values)
+    closer = "the frontier" if far_front < far_base else "the random-walk baseline"
+    return text + (
+        f" On a log scale it lies closer to {closer} ({max(values[0], 1 / values[0]):.2f}× from "
+        f"the frontier, {max(values[1], 1 / values[1]):.2f}× from `{gap.baseline}`)."
+    )
 
 
 def _median(row: SamplerStats) -> str:

@@ -15,7 +15,7 @@ import pytest
 import samplers
 from bench import board as boards
 from bench import compare as C
-from bench import markdown
+from bench import markdown, metrics
 from bench.__main__ import main
 from bench.store import Store
 from samplers import HyperparameterError
@@ -51,7 +51,7 @@ def _corners(row):
     return points
 
 
-@pytest.mark.parametrize("row", C.ROWS, ids=lambda r: r.name)
+@pytest.mark.parametrize("row", (*C.ROWS, *C.FRONTIER), ids=lambda r: r.name)
 def test_every_row_maps_its_units_to_valid_hyperparameters_and_back(row, tiny_task):
     for point in _corners(row):
         config = row.config(point, SCALES, tiny_task)
@@ -61,8 +61,8 @@ def test_every_row_maps_its_units_to_valid_hyperparameters_and_back(row, tiny_ta
         for name in ("kappa", "h_rel", "tau_n", "lr"):
             if name in point:
                 assert units[name] == pytest.approx(float(point[name]), rel=1e-4), name
-        if row.sampler == "adamw":
-            assert config["prior_precision"] == 0.0  # AdamW decays on its own
+        if row.dynamics.decay is not None:
+            assert config["prior_precision"] == 0.0  # AdamW, Lion, Muon decay on their own
         else:
             assert config["prior_precision"] > 0 and "weight_decay" not in config["hparams"]
 
@@ -114,6 +114,48 @@ def test_rows_for_names_rows_of_samplers_and_grid_rows_of_the_rest():
     assert rows[-1].grid and not rows[0].grid
     with pytest.raises(samplers.UnknownSamplerError, match="sgld"):
         C.rows_for(["sgdl"])
+
+
+def test_frontier_rows_join_only_when_named():
+    names = [r.name for r in C.rows_for(C.own_samplers())]
+    assert not {r.name for r in C.FRONTIER} & set(names)  # the default board is unchanged
+    assert [r.name for r in C.rows_for(["adamw"])] == ["adamw"]  # not Grokfast's AdamW
+    assert [r.name for r in C.rows_for(["sgd", "frontier"])] == [
+        "sgd",
+        "grokfast",
+        "ortho_adamw",
+        "lion",
+        "muon",
+    ]
+    assert [r.name for r in C.rows_for(["lion", "grokfast"])] == ["grokfast", "lion"]
+    assert {r.group for r in C.FRONTIER} == {"frontier"}
+    assert dict(C.rows_for(["lion"])[0].bounds())["lr"].high == 1e-2  # a sign step: 10x lower
+
+
+def test_frontier_group_on_the_page(tmp_path, tiny_task):
+    preset = replace(C.PRESETS["smoke"], budget=120, eval_every=20, trials=2, seeds=3)
+    with Store(tmp_path / "s.sqlite") as store:
+        C.compare(tiny_task, ["sgd", "sghmc", "lion"], preset, store, log=lambda _: None)
+        board = boards.build_board(store, store.compares()[0])
+    groups = {r.sampler: r.group for r in board.all_rows}
+    assert groups == {
+        "sgd": "factorial",
+        "sghmc": "factorial",
+        "sghmc@0": "factorial",
+        "lion": "frontier",
+        "reference": "factorial",
+    }
+    gap = board.frontier
+    assert (gap.sampler, gap.frontier, gap.baseline) == ("sghmc", "lion", "sgd")
+    by = {r.sampler: r for r in board.rows}
+    (tl, cl), (ts, cs), (tg, cg) = (boards._by_seed(by[n]) for n in ("lion", "sghmc", "sgd"))
+    assert gap.to_frontier == metrics.paired_speedup(tl, cl, ts, cs)
+    assert gap.over_baseline == metrics.paired_speedup(ts, cs, tg, cg)
+    text = markdown.render_page([board], {})
+    assert "**The optimizers at the frontier**" in text
+    assert "Between the random walk and the frontier" in text
+    main_table, frontier_table = text.split("**The optimizers at the frontier**")
+    assert "`lion`" in frontier_table.split("###")[0] and "| `lion` |" not in main_table
 
 
 def test_rungs_and_tuning_cost(tiny_task):
@@ -321,6 +363,8 @@ def _cli(tmp_path, *extra: str) -> list[str]:
     [
         (["--task", "add_mod133"], "did you mean"),
         (["--task", TINY, "--samplers", "sgdl"], "did you mean 'sgd' or 'sgld'"),
+        (["--task", TINY, "--samplers", "frontiers"], "did you mean 'frontier'"),
+        (["--task", TINY, "--samplers", "grokfst"], "did you mean 'grokfast'"),
         (["--task", TINY, "--samplers", ""], "--samplers is empty"),
         (["--task", TINY, "--samplers", " , "], "--samplers is empty"),
         (["--task", TINY, "--budget", "0"], "--budget must be at least 1"),

@@ -18,6 +18,7 @@ from bench import compare as comparison
 from bench.jobs import LocalExecutor
 from bench.ray_executor import RayExecutor
 from bench.store import StoreError, check_creatable
+from samplers.registry import unknown_name_message
 
 
 class BadInput(Exception):
@@ -113,6 +114,9 @@ def parse_samplers(text: str | None) -> list[str]:
         if name in comparison.row_names():  # a row (grokfast, hmc+mass) or the frontier group
             seen += [name] if name not in seen else []
             continue
+        if name not in samplers.names():  # "did you mean", among samplers and rows
+            known = sorted({*samplers.names(), *comparison.row_names()})
+            raise samplers.UnknownSamplerError(unknown_name_message("sampler", name, known))
         samplers.lookup(name).grad_evals_per_step({})  # unknown name or varying cost: refused
         comparison.search_space(name)  # a sampler the comparison has no grid for: refused
         if name not in seen:
