@@ -52,6 +52,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 #: What a block of theta is to an optimizer that treats weight matrices apart: a layer's weights
@@ -63,12 +64,14 @@ KINDS = ("matrix", "embedding", "vector")
 @dataclass(frozen=True)
 class ParamSpec:
     """One named block of theta: its shape, the standard deviation of its normal init, and its
-    kind (:data:`KINDS`; by default ``"matrix"`` for a 2-D block, else ``"vector"``)."""
+    kind (:data:`KINDS`; by default ``"matrix"`` for a 2-D block, else ``"vector"``); ``mean``
+    is added to the draw (a LayerNorm gain starts at 1)."""
 
     name: str
     shape: tuple[int, ...]
-    std: float  # 0.0: initialised to zero
+    std: float  # 0.0: initialised to ``mean``
     kind: str = ""
+    mean: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -150,13 +153,17 @@ class ChainModel:
             parts = []
             for spec in self.specs:
                 if spec.std == 0.0:
-                    parts.append(torch.zeros(spec.size))
+                    parts.append(torch.full((spec.size,), spec.mean))
                 else:
                     z = torch.randn(spec.size, generator=g)
-                    parts.append(z * (spec.std * self.init_scale))
-            rows.append(torch.cat(parts))
+                    parts.append(z * (spec.std * self.init_scale) + spec.mean)
+            rows.append(self.project_init(torch.cat(parts)))
         theta = torch.stack(rows) if rows else torch.empty(0, self.num_params)
         return theta.to(dtype=dtype, device=device)
+
+    def project_init(self, theta: Tensor) -> Tensor:
+        """A hook on one chain's drawn init (D,): unchanged here."""
+        return theta
 
     def logits(self, theta: Tensor, x: Tensor) -> Tensor:  # pragma: no cover - abstract
         """theta (C, D), x (n, 2) int64 -> logits (C, n, num_classes)."""
@@ -398,12 +405,165 @@ class OneHotMLP(ChainModel):
         return torch.bmm(hidden, w["W_out"])  # (C, n, K)
 
 
+def _layer_norm(h: Tensor, gain: Tensor, bias: Tensor) -> Tensor:
+    """LayerNorm over the last axis of ``h`` (C, ..., d) with per-chain ``gain``, ``bias`` (C, d)
+    (``torch.nn.LayerNorm``'s eps 1e-5)."""
+    shape = (h.shape[0],) + (1,) * (h.dim() - 2) + (h.shape[-1],)
+    normed = F.layer_norm(h, h.shape[-1:])
+    return normed * gain.view(shape) + bias.view(shape)
+
+
+class Decoder(ChainModel):
+    """The causal decoder of Grokfast (Lee et al. 2024) and the cliptogrok study: tokens
+    ``[x, ∘, y, =]``, learned token and position embeddings, ``depth`` blocks, a final LayerNorm
+    and a bias-free read-out at the last position.
+
+    A block, as in their code (``h`` the residual stream, causal self-attention with
+    ``n_heads`` heads and biases as ``torch.nn.MultiheadAttention``'s, a GELU MLP of width
+    ``4·d_model``)::
+
+        a = LN_1(h);  h = a + Attn(a);  h = h + MLP(LN_2(h))
+
+    (the attention's residual adds to the normalized stream, not to ``h``: their block does so).
+    Init: torch's defaults in variance (embeddings N(0, 1); linear weights N(0, 1/(3·fan_in)), the
+    variance of ``U(±1/sqrt(fan_in))``; the attention's projections Xavier's N(0, 1/d) in
+    variance; biases 0; LayerNorm gains 1). ``init_row_norm`` > 0 then rescales, as cliptogrok's
+    ``project_to_sphere``, every unit's weight vector (a matrix's column here, a token's or a
+    position's row) and every vector block (a gain, a bias) to that L2 norm; zero blocks stay 0.
+
+    Deviations: the read-out has ``num_classes`` = p outputs (theirs has p + 2, the operand tokens
+    and the two symbols, and the loss runs over all of them); the operator and "=" tokens are the
+    ids p and p + 1 of a p + 2 vocabulary, as theirs.
+    """
+
+    name = "decoder"
+    SEQ = 4  # x, ∘, y, =
+
+    def __init__(
+        self,
+        n_operands: int,
+        num_classes: int,
+        d_model: int = 128,
+        n_heads: int = 4,
+        depth: int = 2,
+        init_row_norm: float = 0.0,
+        init_scale: float = 1.0,
+    ):
+        for key, value in dict(d_model=d_model, n_heads=n_heads, depth=depth).items():
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"decoder: {key} must be a positive integer, got {value!r}")
+        if d_model % n_heads:
+            raise ValueError(f"decoder: d_model {d_model} is not a multiple of n_heads {n_heads}")
+        if not (isinstance(init_row_norm, (int, float)) and init_row_norm >= 0):
+            raise ValueError(f"decoder: init_row_norm must be >= 0, got {init_row_norm!r}")
+        self.n_operands, self.d_model, self.n_heads, self.depth = (
+            n_operands,
+            d_model,
+            n_heads,
+            depth,
+        )
+        self.init_row_norm = float(init_row_norm)
+        d, m = d_model, 4 * d_model
+        lin, attn = 1.0 / math.sqrt(3 * d), 1.0 / math.sqrt(d)
+        specs = [
+            ParamSpec("embed", (n_operands + 2, d), 1.0, "embedding"),
+            ParamSpec("pos", (self.SEQ, d), 1.0, "embedding"),
+        ]
+        for i in range(depth):
+            specs += [
+                ParamSpec(f"ln1_g{i}", (d,), 0.0, mean=1.0),
+                ParamSpec(f"ln1_b{i}", (d,), 0.0),
+                ParamSpec(f"W_Q{i}", (d, d), attn),
+                ParamSpec(f"W_K{i}", (d, d), attn),
+                ParamSpec(f"W_V{i}", (d, d), attn),
+                ParamSpec(f"b_Q{i}", (d,), 0.0),
+                ParamSpec(f"b_K{i}", (d,), 0.0),
+                ParamSpec(f"b_V{i}", (d,), 0.0),
+                ParamSpec(f"W_O{i}", (d, d), lin),
+                ParamSpec(f"b_O{i}", (d,), 0.0),
+                ParamSpec(f"ln2_g{i}", (d,), 0.0, mean=1.0),
+                ParamSpec(f"ln2_b{i}", (d,), 0.0),
+                ParamSpec(f"W_in{i}", (d, m), lin),
+                ParamSpec(f"b_in{i}", (m,), 0.0),
+                ParamSpec(f"W_out{i}", (m, d), 1.0 / math.sqrt(3 * m)),
+                ParamSpec(f"b_out{i}", (d,), 0.0),
+            ]
+        specs += [
+            ParamSpec("lnf_g", (d,), 0.0, mean=1.0),
+            ParamSpec("lnf_b", (d,), 0.0),
+            ParamSpec("W_U", (d, num_classes), lin),
+        ]
+        super().__init__(specs, num_classes, init_scale)
+
+    def config(self) -> dict[str, object]:
+        return dict(
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            depth=self.depth,
+            init_row_norm=self.init_row_norm,
+            init_scale=self.init_scale,
+        )
+
+    def project_init(self, theta: Tensor) -> Tensor:
+        r = self.init_row_norm
+        if r == 0.0:
+            return theta
+        out = theta.clone()
+        for spec in self.specs:
+            a, b = self.offsets[spec.name]
+            block = out[a:b].view(spec.shape)  # a view: scaled in place
+            axis = {"matrix": 0, "embedding": 1, "vector": 0}[spec.kind]
+            norm = block.norm(dim=axis, keepdim=True)
+            block.mul_(torch.where(norm > 0, r / norm, torch.zeros_like(norm)))
+        return out
+
+    def logits(self, theta: Tensor, x: Tensor) -> Tensor:
+        w = self.unflatten(theta)
+        x = x.to(theta.device)
+        C, n, T, d, H = theta.shape[0], x.shape[0], self.SEQ, self.d_model, self.n_heads
+        p = self.n_operands
+        tokens = torch.stack(
+            [x[:, 0], torch.full_like(x[:, 0], p), x[:, 1], torch.full_like(x[:, 0], p + 1)], 1
+        )  # (n, T)
+        h = torch.index_select(w["embed"], 1, tokens.reshape(-1)).view(C, n, T, d)
+        h = h + w["pos"].unsqueeze(1)
+        causal = torch.ones(T, T, dtype=torch.bool, device=theta.device).tril()
+        for i in range(self.depth):
+            last = i == self.depth - 1  # only the last position feeds the read-out
+            a = _layer_norm(h, w[f"ln1_g{i}"], w[f"ln1_b{i}"])
+            flat = a.reshape(C, n * T, d)
+            k = torch.baddbmm(w[f"b_K{i}"].unsqueeze(1), flat, w[f"W_K{i}"])
+            v = torch.baddbmm(w[f"b_V{i}"].unsqueeze(1), flat, w[f"W_V{i}"])
+            k, v = (t.view(C, n, T, H, d // H).transpose(2, 3) for t in (k, v))  # (C,n,H,T,dh)
+            a_q = a[:, :, -1:] if last else a
+            tq = a_q.shape[2]
+            q = torch.baddbmm(w[f"b_Q{i}"].unsqueeze(1), a_q.reshape(C, n * tq, d), w[f"W_Q{i}"])
+            q = q.view(C, n, tq, H, d // H).transpose(2, 3)  # (C, n, H, tq, dh)
+            mask = causal[-tq:]  # the queries' rows of the causal mask
+            z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (C, n, H, tq, dh)
+            z = z.transpose(2, 3).reshape(C, n * tq, d)
+            h = a_q + torch.baddbmm(w[f"b_O{i}"].unsqueeze(1), z, w[f"W_O{i}"]).view(C, n, tq, d)
+            hidden = F.gelu(
+                torch.baddbmm(
+                    w[f"b_in{i}"].unsqueeze(1),
+                    _layer_norm(h, w[f"ln2_g{i}"], w[f"ln2_b{i}"]).reshape(C, n * tq, d),
+                    w[f"W_in{i}"],
+                )
+            )
+            h = h + torch.baddbmm(w[f"b_out{i}"].unsqueeze(1), hidden, w[f"W_out{i}"]).view(
+                C, n, tq, d
+            )
+        out = _layer_norm(h[:, :, -1], w["lnf_g"], w["lnf_b"])  # (C, n, d)
+        return torch.bmm(out, w["W_U"])  # (C, n, K)
+
+
 #: model name -> constructor(n_operands, num_classes, **knobs)
 MODELS: dict[str, Callable[..., ChainModel]] = {
     "transformer": Transformer,
     "mlp": EmbeddingMLP,
     "quadratic": QuadraticMLP,
     "onehot": OneHotMLP,
+    "decoder": Decoder,
 }
 
 #: the size knobs each model accepts as overrides
@@ -412,4 +572,5 @@ KNOBS: dict[str, tuple[str, ...]] = {
     "mlp": ("d_embed", "width", "init_scale"),
     "quadratic": ("width", "init_scale"),
     "onehot": ("width", "depth", "init_scale"),
+    "decoder": ("d_model", "n_heads", "depth", "init_row_norm", "init_scale"),
 }

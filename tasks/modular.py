@@ -16,8 +16,11 @@ name        answer                                          pairs
 ``cubic2``  x³ + xy² + y                                    all p²
 ==========  ==============================================  ================
 
-Only ``div`` drops the pairs with y = 0 (0 has no inverse). ``divodd`` keeps them: 0 is even,
-so its answer there is ``x − 0 = x``, defined for every x, and its table has all p² pairs.
+``mul`` (x·y, y ≠ 0: p(p−1) pairs) is not one of Power et al.'s nine: it is the task of Grokfast
+(Lee et al. 2024) and the cliptogrok study, whose data drop y = 0 as ``div`` does.
+
+Only ``div`` and ``mul`` drop the pairs with y = 0 (0 has no inverse). ``divodd`` keeps them: 0
+is even, so its answer there is ``x − 0 = x``, defined for every x, and its table has all p² pairs.
 
 Pairs are listed row-major (``x`` major, ``y`` minor); the input is ``(x, y)`` and the answer is a
 class in ``[0, p)``. Task names are ``{op}_mod{p}`` (e.g. ``div_mod97``), optionally followed by
@@ -58,12 +61,17 @@ PRIETO_ORTHO_ADAMW = {
     "eps": 1e-25,
 }
 
+#: Grokfast's baseline for its decoder (Lee et al. 2024, their main.py): Adam, lr 1e-3, betas
+#: (0.9, 0.98), no weight decay (they also warm the rate up over 10 steps; not here).
+GROKFAST_ADAM = {"sampler": "adamw", "step_size": 1e-3, "weight_decay": 0.0, "betas": (0.9, 0.98)}
+
 #: Per-model defaults, used for a parsed name and when ``model=`` is overridden.
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "transformer": {"loss": "ce", "reference": NANDA_ADAMW, "budget": 20_000},
     "mlp": {"loss": "ce", "reference": MLP_ADAMW, "budget": 10_000},
     "quadratic": {"loss": "mse", "reference": QUADRATIC_ADAMW, "budget": 10_000},
     "onehot": {"loss": "ce", "reference": PRIETO_ORTHO_ADAMW, "budget": 2_000},
+    "decoder": {"loss": "ce", "reference": GROKFAST_ADAM, "budget": 2_000, "batch_size": 512},
 }
 
 
@@ -86,6 +94,7 @@ OPERATIONS: dict[str, tuple[str, Callable[[Tensor, Tensor, int], Tensor], bool]]
     "add": ("x + y", lambda x, y, p: x + y, False),
     "sub": ("x - y", lambda x, y, p: x - y, False),
     "div": ("x / y", _div, True),
+    "mul": ("x * y", lambda x, y, p: x * y, True),  # Grokfast's and cliptogrok's: y ≠ 0
     "divodd": ("x / y if y is odd else x - y", _divodd, False),  # y = 0 is even: x - 0
     "sqsum": ("x^2 + y^2", lambda x, y, p: x * x + y * y, False),
     "quad": ("x^2 + xy + y^2", lambda x, y, p: x * x + x * y + y * y, False),
