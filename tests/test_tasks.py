@@ -25,6 +25,8 @@ def _expected(op: str, x: int, y: int, p: int) -> int:
         return (x - y) % p
     if op == "div":
         return x * pow(y, -1, p) % p
+    if op == "mul":
+        return x * y % p
     if op == "divodd":
         return x * pow(y, -1, p) % p if y % 2 == 1 else (x - y) % p
     if op == "sqsum":
@@ -40,11 +42,12 @@ def _expected(op: str, x: int, y: int, p: int) -> int:
     raise AssertionError(op)
 
 
-def test_the_nine_power_et_al_operations_are_registered():
+def test_the_nine_power_et_al_operations_and_grokfasts_mul_are_registered():
     assert list(modular.OPERATIONS) == [
         "add",
         "sub",
         "div",
+        "mul",
         "divodd",
         "sqsum",
         "quad",
@@ -58,7 +61,7 @@ def test_the_nine_power_et_al_operations_are_registered():
 @pytest.mark.parametrize("op", list(modular.OPERATIONS))
 def test_modular_table_matches_python(op, p):
     pairs, answers = modular.table(op, p)
-    ys = range(1, p) if op == "div" else range(p)
+    ys = range(1, p) if op in ("div", "mul") else range(p)
     expected = {(x, y): _expected(op, x, y, p) for x in range(p) for y in ys}
     got = {(int(a), int(b)): int(c) for (a, b), c in zip(pairs, answers, strict=True)}
     assert got == expected
@@ -77,7 +80,7 @@ def test_only_div_drops_y_zero_and_divodd_keeps_it(p):
     div_pairs, _ = modular.table("div", p)
     assert len(div_pairs) == p * (p - 1) and not (div_pairs[:, 1] == 0).any()
     for op in modular.OPERATIONS:
-        if op != "div":
+        if op not in ("div", "mul"):
             assert len(modular.table(op, p)[0]) == p * p, op
     task = tasks.make(f"divodd_mod{p}", model="mlp")
     assert len(task.train[1]) + len(task.val[1]) == p * p
@@ -304,6 +307,75 @@ def test_onehot_mlp_is_prietos():
         assert w[name].std().item() == pytest.approx(1 / math.sqrt(3 * fan_in), rel=0.03)
     with pytest.raises(ValueError, match="depth must be a positive integer"):
         tasks.make("add_mod11_onehot", depth=0)
+
+
+class _GrokfastBlock(nn.Module):
+    """Grokfast's and cliptogrok's block, written with torch's modules (their main.py)."""
+
+    def __init__(self, d: int, heads: int):
+        super().__init__()
+        self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, heads)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+    def forward(self, x):  # (T, n, d)
+        mask = torch.triu(torch.full((len(x), len(x)), -math.inf, dtype=x.dtype), diagonal=1)
+        x = self.ln_1(x)
+        x = x + self.attn(x, x, x, attn_mask=mask, need_weights=False)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
+def test_decoder_is_grokfasts_written_with_torch_modules():
+    task = tasks.make("mul_mod11_decoder", d_model=16, n_heads=4)
+    m, p, d = task.model, 11, 16
+    theta = task.init(0, 2, dtype=torch.float64)
+    theta = theta + 0.3 * torch.randn(theta.shape, dtype=torch.float64)  # nonzero biases too
+    x = task.val[0]
+    got = m.logits(theta, x)
+    for c in range(2):
+        w = {k: v[c] for k, v in m.unflatten(theta).items()}
+        blocks = [_GrokfastBlock(d, 4).double() for _ in range(2)]
+        with torch.no_grad():
+            for i, b in enumerate(blocks):
+                for ln in ("ln_1", "ln_2"):
+                    getattr(b, ln).weight.copy_(w[f"ln{ln[-1]}_g{i}"])
+                    getattr(b, ln).bias.copy_(w[f"ln{ln[-1]}_b{i}"])
+                qkv = [w[f"W_{k}{i}"].T for k in "QKV"]
+                b.attn.in_proj_weight.copy_(torch.cat(qkv))
+                b.attn.in_proj_bias.copy_(torch.cat([w[f"b_{k}{i}"] for k in "QKV"]))
+                b.attn.out_proj.weight.copy_(w[f"W_O{i}"].T)
+                b.attn.out_proj.bias.copy_(w[f"b_O{i}"])
+                b.mlp[0].weight.copy_(w[f"W_in{i}"].T)
+                b.mlp[0].bias.copy_(w[f"b_in{i}"])
+                b.mlp[2].weight.copy_(w[f"W_out{i}"].T)
+                b.mlp[2].bias.copy_(w[f"b_out{i}"])
+            ops = torch.full_like(x[:, 0], p)
+            tokens = torch.stack([x[:, 0], ops, x[:, 1], ops + 1])  # (T, n): x ∘ y =
+            h = w["embed"][tokens] + w["pos"].unsqueeze(1)
+            for b in blocks:
+                h = b(h)
+            h = F.layer_norm(h[-1], (d,), w["lnf_g"], w["lnf_b"])
+        torch.testing.assert_close(got[c], h @ w["W_U"], rtol=1e-10, atol=1e-10)
+
+
+def test_decoder_defaults_and_its_init():
+    task = tasks.make("mul_mod97_decoder")
+    assert len(task.train[1]) + len(task.val[1]) == 97 * 96 and task.batch_size == 512
+    assert task.reference["weight_decay"] == 0.0 and task.reference["step_size"] == 1e-3
+    w = task.model.unflatten(task.init(0, 1))
+    assert torch.equal(w["ln1_g0"], torch.ones(1, 128)) and w["b_in1"].abs().max() == 0
+    assert w["W_in0"].std().item() == pytest.approx(1 / math.sqrt(3 * 128), rel=0.03)
+    # cliptogrok's projection: every unit, token row and vector at norm 2; zeros stay zero
+    w = tasks.make("mul_mod97_decoder", init_row_norm=2.0).model.unflatten(
+        tasks.make("mul_mod97_decoder", init_row_norm=2.0).init(0, 1)
+    )
+    for name, axis in (("W_Q0", 1), ("W_U", 1), ("embed", 2), ("pos", 2), ("ln2_g1", 1)):
+        torch.testing.assert_close(
+            w[name].norm(dim=axis), torch.full_like(w[name].norm(dim=axis), 2.0)
+        )
+    assert w["b_Q0"].abs().max() == 0
+    with pytest.raises(ValueError, match="multiple of n_heads"):
+        tasks.make("mul_mod11_decoder", d_model=10, n_heads=4)
 
 
 def test_default_transformer_is_nandas():
