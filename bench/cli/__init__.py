@@ -270,7 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
             "here, and how close it came (bench/frontier.py)."
         ),
     )
-    p.add_argument("names", nargs="*", metavar="NAME", help="prieto, grokfast or cliptogrok (default: all)")
+    p.add_argument(
+        "names", nargs="*", metavar="NAME", help="prieto, grokfast or cliptogrok (default: all)"
+    )
     p.add_argument(
         "--seeds", type=int, default=None, help="seeds an arm (default: the reproduction's)"
     )
