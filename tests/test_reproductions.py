@@ -107,3 +107,32 @@ def test_prieto_ortho_adamw_groks_without_weight_decay_where_adamw_does_not(tmp_
     assert adamw.survival.events == 0 and adamw.agrees
     assert all(c.t_mem is not None for c in adamw.result.chains)  # it memorizes...
     assert all(c.final["val_acc"] < 0.05 for c in adamw.result.chains)  # ...and stays there
+
+
+@pytest.mark.slow
+def test_grokfast_ema_reaches_95_percent_near_the_published_910_steps(tmp_path):
+    """Grokfast-EMA (Lee et al. 2024) on x·y mod 97 with their decoder, minibatches of 512:
+    measured on seeds 0-2, 95 % validation accuracy first at 950, 850 and 900 steps (published:
+    910), held from 950-1,500 (single evaluations dip to 0.88-0.97 after grokking), and 0.99-1.0
+    at 2,000. One seed here (about 5 min on a core)."""
+    rep = frontier.REPRODUCTIONS["grokfast"]
+    with Store(tmp_path / "s.sqlite") as store:
+        (ema,) = frontier.run_reproduction(rep, store, seeds=1, log=lambda line: None)
+    (chain,) = ema.result.chains
+    assert chain.t_touch is not None and 700 <= chain.t_touch <= 2 * 910
+    assert chain.final["val_acc"] >= 0.95 and chain.final["train_acc"] >= 0.99
+    assert ema.agrees and not chain.diverged
+
+
+@pytest.mark.slow
+def test_lion_with_row_clipping_groks_near_the_published_550_steps(tmp_path):
+    """cliptogrok's Lion + clipping (lr 1e-3, rows at norm 2 from init, clipped at 2 after every
+    step) on Grokfast's task: measured on seeds 0-9, validation accuracy >= 0.95 from 500-1,100
+    steps and held to 1,500 on all ten (median 725; published median 550 over 200 seeds); seeds
+    0 and 1, run here (about 6 min on a core), from 800 and 1,100."""
+    rep = frontier.REPRODUCTIONS["cliptogrok"]
+    with Store(tmp_path / "s.sqlite") as store:
+        (lion,) = frontier.run_reproduction(rep, store, seeds=2, log=lambda line: None)
+    for chain in lion.result.chains:
+        assert chain.t_grok is not None and chain.t_grok <= 2 * 550
+        assert chain.final["val_acc"] >= 0.95 and not chain.diverged
