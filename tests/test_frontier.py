@@ -16,6 +16,7 @@ import torch
 
 import samplers
 from bench import compare as C
+from bench.compare.rows import rows_for
 from bench.compare.spaces import own_samplers, search_space
 from bench.store import Store
 from samplers.layout import Block, check_layout, layout_of
@@ -73,18 +74,21 @@ def test_every_point_of_its_search_space_is_a_valid_setting(name, tiny_task):
 
 
 def test_a_named_comparison_tunes_them_on_their_grids(tmp_path, tiny_task):
-    """``compare --samplers ortho_adamw,lion,muon``: each a row of its own grid, tuned."""
+    """``compare --samplers ortho_adamw,lion,muon``: each a frontier row, tuned in the shared
+    units (lr and κ) inside its row's bounds."""
     preset = replace(C.PRESETS["smoke"], budget=60, eval_every=20, trials=2, seeds=2)
     with Store(tmp_path / "s.sqlite") as store:
         key = C.compare(tiny_task, list(FRONTIER), preset, store, log=lambda line: None)
         entries = {e.sampler: e for e in store.entries(key)}
     assert set(entries) - {"reference"} == set(FRONTIER)
-    for name in FRONTIER:
-        entry = entries[name]
+    for row in rows_for(FRONTIER):
+        entry = entries[row.name]
         assert len(entry.trials) == 2
-        space = search_space(name, tiny_task)
-        for axis in space.axes:
-            assert entry.chosen["hparams"][axis.name] in axis.resolve(tiny_task), (name, axis)
+        assert row.group == "frontier"
+        for axis, bound in row.bounds(tiny_task).items():
+            value = entry.chosen["search"][axis]
+            # an edge choice may widen the axis ×10 outward once (Bound's rule)
+            assert bound.low / 10 <= value <= bound.high * 10, (row.name, axis, value)
 
 
 # -- every frontier optimizer on a task with a layout -----------------------------------------

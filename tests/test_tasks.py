@@ -752,7 +752,7 @@ def test_register_and_make_a_custom_task():
         ("add_mod133", {}, "not prime.*did you mean 'add_mod113'"),
         ("add_mod100", {}, "not prime"),
         ("add_mod1", {}, "not prime"),
-        ("mul_mod97", {}, "not a modular operation"),
+        ("pow_mod97", {}, "not a modular operation"),
         ("add_mod97_cnn", {}, "unknown model"),
         ("s5_compos", {}, "s5_compose"),
         ("totally_unknown", {}, "unknown task"),
