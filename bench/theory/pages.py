@@ -35,7 +35,10 @@ def render_page(
     lines = [f"# {task}: {result.title}", "", f"**Claim.** {result.prediction}", ""]
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in header.items()] + [""]
     lines += ["## Setup", ""] + [f"- {s}" for s in result.setup] + [""]
-    lines += ["## Verdict", "", result.verdict or "No verdict: no fit.", ""]
+    lines += ["## Verdict", ""]
+    if result.status:
+        lines += [f"**{result.status[0].upper()}{result.status[1:]}** ({result.why}).", ""]
+    lines += [result.verdict or "No verdict: no fit.", ""]
     if figure:
         lines += [f"![{result.figure_caption}]({figure})", "", f"*{result.figure_caption}*", ""]
     for sec in result.sections:
@@ -74,6 +77,13 @@ def render_index(pages: Mapping[str, Mapping[str, tuple[ClaimResult | None, str]
         "its interval, the competing law, a model comparison and a verdict "
         "(bench/theory/).",
         "",
+        "Each page first states its regime in numbers (decay per step and its relaxation time "
+        "against the window, the noise's scale against ‖θ‖, noise against drift per step, "
+        "chains a cell) and fits the same chains against a null process with no loss landscape "
+        "(weight decay and the same noise: bench/theory/claims/regime.py). The status says "
+        "whether the data support the claim, contradict it, or the sweep is not in the regime "
+        "where it can show (and why).",
+        "",
     ]
     for task, claims in sorted(pages.items()):
         lines += [f"## {task}", ""]
@@ -87,14 +97,15 @@ def render_index(pages: Mapping[str, Mapping[str, tuple[ClaimResult | None, str]
                 "cores).",
                 "",
             ]
-        lines += ["| claim | result | verdict |", "|---|---|---|"]
+        lines += ["| claim | status | why | result |", "|---|---|---|---|"]
         for claim, (result, path) in claims.items():
             if result is None:
-                lines.append(f"| [{claim}]({path}) | – | – |")
+                lines.append(f"| [{claim}]({path}) | – | – | – |")
                 continue
             summary = "; ".join(f"{k}: {v}" for k, v in result.summary.items()) or "–"
-            first = _first_sentence(result.verdict)
-            lines.append(f"| [{claim}]({path}) | {summary} | {first} |")
+            status = f"**{result.status}**" if result.status else "–"
+            why = result.why or _first_sentence(result.verdict)
+            lines.append(f"| [{claim}]({path}) | {status} | {why} | {summary} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -130,6 +141,8 @@ def write_claim(
         "title": result.title,
         "summary": result.summary,
         "verdict": result.verdict,
+        "status": result.status,
+        "why": result.why,
         "runs": result.runs,
     }
     atomic_write(folder / f"{result.claim}.json", json.dumps(digest, indent=1) + "\n")
@@ -182,6 +195,8 @@ def read_index(
             sections=[],
             verdict=data.get("verdict", ""),
             summary=data.get("summary", {}),
+            status=data.get("status", ""),
+            why=data.get("why", ""),
         )
         pages.setdefault(digest.parent.name, {})[data["claim"]] = (
             result,

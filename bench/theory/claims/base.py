@@ -33,6 +33,8 @@ class Section:
     tables: list[tuple[str, Table]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     verdict: str = ""
+    status: str = ""  # one of STATUSES, where the section decides the claim
+    why: str = ""  # the status in a clause
 
 
 @dataclass
@@ -49,6 +51,25 @@ class ClaimResult:
     figure_caption: str = ""
     summary: dict[str, str] = field(default_factory=dict)  # index columns
     runs: list[str] = field(default_factory=list)
+    status: str = ""  # one of STATUSES: the index's line for the claim
+    why: str = ""
+
+
+#: What a page can say of its claim (issue 19): the data support it, contradict it, or the sweep
+#: is not in the regime where it can show.
+SUPPORTED, CONTRADICTED, UNTESTABLE = "supported", "contradicted", "not testable here"
+STATUSES = (SUPPORTED, CONTRADICTED, UNTESTABLE)
+
+
+def page_status(sections: Sequence[Section]) -> tuple[str, str]:
+    """The claim's status from its sections': contradicted where any section contradicts it,
+    supported where every section that can test it supports it, else not testable here; with
+    the first such section's reason, after its title."""
+    for status in (CONTRADICTED, SUPPORTED, UNTESTABLE):
+        hits = [s for s in sections if s.status == status]
+        if hits:
+            return status, f"{hits[0].title}: {hits[0].why}"
+    return UNTESTABLE, "no section could test it"
 
 
 @dataclass

@@ -9,6 +9,7 @@ their mean (drift) and their spread (diffusion) against steps, with fitted expon
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import torch
 
 from bench.plots import STYLE
 from bench.theory import fits
+from bench.theory.claims import regime
 from bench.theory.claims.base import Chains, Claim, ClaimResult, Section, Table, number
 from bench.theory.claims.common import (
     ci,
@@ -214,11 +216,12 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
             window = (steps > 0) & (steps <= end)
             phase = "before memorization (from one θ_0, until the replicas' median t_mem)"
         drift, spread, fitted = exponents(steps, grams, window)
+        null, regime_note = _null(data, steps, window, end)
         label = "full batch" if arm == "full" else f"minibatch ({data.result.batch_size})"
         sec = Section(f"{label}, {phase}")
         rows = []
         for which, pred in (("drift", "1 (drift)"), ("spread", "1/2 (diffusion)")):
-            f = fitted[which]
+            f, n = fitted[which], null[which]
             rows.append(
                 [
                     "mean displacement ‖E θ − θ_start‖" if which == "drift" else "spread √tr Cov θ",
@@ -226,16 +229,24 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
                     "–" if f is None else ci((f.low, f.high)),
                     "–" if f is None else fmt(f.r2),
                     pred,
+                    "–" if n is None else fmt(n),
+                    "–" if f is None or n is None else _shift(f, n),
                 ]
             )
         sec.tables.append(
             (
                 f"Exponents of distance ∝ s^α over s ∈ (0, {fmt(end)}] steps ({int(window.sum())} "
                 "evaluations; least squares on log–log axes; 95 % percentile bootstrap over "
-                "starting points and replicas).",
-                Table(["quantity", "α", "95 % interval", "R²", "predicted"], rows),
+                "starting points and replicas), beside the same fit to the null process (weight "
+                "decay and the same noise, no loss: an Ornstein–Uhlenbeck process from the same "
+                "start, bench/theory/claims/regime.py) over the same window.",
+                Table(
+                    ["quantity", "α", "95 % interval", "R²", "predicted", "null α", "α − null α"],
+                    rows,
+                ),
             )
         )
+        sec.notes.append(regime_note)
         last = int(np.where(window)[0][-1]) if window.any() else -1
         d_end, s_end = float(drift[last]), float(spread[last])
         ratio = d_end / (s_end / math.sqrt(r)) if s_end > 0 else math.inf
@@ -251,7 +262,7 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
                 "moves them together and counts as drift here; only the sampler's noise spreads "
                 "them."
             )
-        sec.verdict = _drift_verdict(fitted, ratio, start)
+        sec.verdict = _drift_verdict(fitted, ratio, start, null)
         sections.append(sec)
         panels.append(
             {
@@ -302,7 +313,45 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
     )
 
 
-def _drift_verdict(fitted, ratio: float, start: str) -> str:
+def _null(data: Chains, steps: np.ndarray, window: np.ndarray, end: float):
+    """The null's drift and spread exponents over ``window``, and the regime in a sentence: the
+    decay's relaxation time against the window, the noise scale against ‖θ_start‖."""
+    x = regime.numbers(data)
+    eta, lam, tau, n0 = (regime.median(v) for v in (x.eta, x.prior, x.tau, x.norm_start))
+    s = steps[window]
+    null = {"drift": None, "spread": None}
+    if len(s) >= 2 and math.isfinite(n0):
+        for which, y in (
+            ("drift", regime.null_drift(s, n0, eta, lam)),
+            ("spread", regime.null_spread(s, eta, lam, tau, x.dim)),
+        ):
+            with contextlib.suppress(FitError):
+                null[which] = fits.power_law(s, y).exponent
+    relax = 1 / (eta * lam) if eta * lam > 0 else math.inf
+    noise = math.sqrt(regime.stationary_sq(eta, lam, tau, x.dim))
+    inside = relax > 3 * end
+    where = (
+        "well beyond it"
+        if inside
+        else "within or near it: the prior, not the landscape, can set the exponents"
+    )
+    note = (
+        f"Regime: weight decay relaxes in 1/(η·λ) = {fmt(relax)} steps against a window of "
+        f"{fmt(end)} ({where}); the noise's equilibrium scale sqrt(D·τ/λ) = {fmt(noise)} "
+        f"against ‖θ_start‖ = {fmt(n0)}."
+    )
+    null["inside"] = inside
+    return null, note
+
+
+def _shift(f, null: float) -> str:
+    """The data's exponent less the null's, with the data's interval (the null has none)."""
+    lo = None if f.low is None else f.low - null
+    hi = None if f.high is None else f.high - null
+    return f"{fmt(f.exponent - null)} ({ci((lo, hi))})"
+
+
+def _drift_verdict(fitted, ratio: float, start: str, null: Mapping[str, Any]) -> str:
     d, s = fitted["drift"], fitted["spread"]
     parts = []
     if d is not None:
@@ -319,9 +368,26 @@ def _drift_verdict(fitted, ratio: float, start: str) -> str:
         )
     moved = "moved further than" if ratio > 3 else "stayed within a few times"
     phase = "Before memorization" if start == "init" else "After memorization"
-    return (
-        f"{phase}, {'; '.join(parts)}; the mean {moved} the replicas' noise (ratio {fmt(ratio)})."
-    )
+    against = []
+    for which, f in (("drift", d), ("spread", s)):
+        n = null.get(which)
+        if f is not None and n is not None and f.low is not None and f.high is not None:
+            same = f.low <= n <= f.high
+            against.append(
+                f"the {which}'s exponent {'cannot be told from' if same else 'differs from'} "
+                f"the null's {fmt(n)}"
+            )
+    text = f"{phase}, {'; '.join(parts)}; the mean {moved} the replicas' noise (ratio {fmt(ratio)})"
+    if against:
+        text += "; against a process with no loss (weight decay and the same noise), " + (
+            ", ".join(against)
+        )
+    if not null.get("inside", True):
+        text = (
+            "Outside the regime the claim needs (the decay relaxes within the window, so the "
+            "exponents measure the prior as much as the landscape). " + text
+        )
+    return text + "."
 
 
 def figure(panels: Sequence[Mapping[str, Any]]):

@@ -18,7 +18,18 @@ import numpy as np
 
 from bench.plots import STYLE
 from bench.theory import fits
-from bench.theory.claims.base import Chains, Claim, ClaimResult, Section, Table
+from bench.theory.claims import regime
+from bench.theory.claims.base import (
+    CONTRADICTED,
+    SUPPORTED,
+    UNTESTABLE,
+    Chains,
+    Claim,
+    ClaimResult,
+    Section,
+    Table,
+    page_status,
+)
 from bench.theory.claims.common import (
     aic_phrase,
     censoring_note,
@@ -48,17 +59,21 @@ class Settings:
     budget: int
 
 
-#: Measured on add_mod31_quadratic: SGLD at step 30 from a memorized checkpoint (AdamW, 20
-#: steps): t_grok 690 for τ ≤ 1e-8, 790 at 1e-7, 1670 at 1e-6. SGHMC at step 3, friction 0.1
-#: (momentum 0.9): 740, 790, 1810 at τ = 1e-8, 1e-7, 1e-6.
+#: The regime a barrier needs (issue 19): a λ at which gradient descent alone does not grok
+#: within the budget, so noise is the only way out. On add_mod31_quadratic at λ = 1e-4 it does
+#: (SGLD at step 30 from a memorized checkpoint: t_grok 690 at τ ≤ 1e-8, 1670 at 1e-6; SGHMC at
+#: step 3, friction 0.1: 740 and 1810), the decay-limited t·η·λ ≈ 1.9 (weight_decay's page):
+#: at λ = 1.5e-5 that is ~4,200 steps, past the 3,000-step budget. The ladder then runs from
+#: τ = 0 (the barrier check: every chain should be censored) up to the noise scale
+#: sqrt(D·τ/λ) ≈ ‖θ_mem‖ ≈ 23 (τ ≈ 1.7e-7) and once past it.
 CPU = Settings(
-    temperatures=(1e-8, 1e-7, 3e-7, 1e-6),
+    temperatures=(0.0, 1e-8, 3e-8, 1e-7, 3e-7),
     samplers={"sgld": {"step_size": 30.0}, "sghmc": {"step_size": 3.0, "friction": 0.1}},
-    prior=1e-4,
-    budget=2200,
+    prior=1.5e-5,
+    budget=3000,
 )
 PAPER = Settings(
-    temperatures=(1e-8, 1e-7, 1e-6, 3e-6, 1e-5),
+    temperatures=(0.0, 1e-8, 1e-7, 1e-6, 3e-6, 1e-5),
     samplers={"sgld": {"step_size": 0.2}, "sghmc": {"step_size": 0.02, "friction": 0.1}},
     prior=1e-2,
     budget=30_000,
@@ -113,7 +128,7 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
             sub = times.subset(t == level)
             med = km_median(sub) if len(sub) else (None, None, None)
             medians[level] = med[0]
-            if sub.events == 0:
+            if sub.events == 0 and level > 0:  # τ = 0 is the barrier check, not a level
                 frozen.append(level)
             rows.append(
                 [
@@ -136,7 +151,33 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
             )
         )
         panel = {"arm": arm, "sampler": sampler, "tau": t, "times": times, "rows": rows}
-        scale = float(np.max(1 / t))
+        x = regime.numbers(data).subset(keep)
+        levels = sorted(set(t))
+        tables, null_phrase, _ = regime.null_section(
+            [(f"τ = {fmt(v)}", x.subset(t == v)) for v in levels],
+            [times.subset(t == v) for v in levels],
+            sweep.budget,
+        )
+        sec.tables += tables
+        sec.notes.append(f"Against the null: {null_phrase}")
+        cold = times.subset(t == 0)
+        if len(cold) and cold.events:
+            sec.status, sec.why = (
+                UNTESTABLE,
+                f"gradient descent alone groks at this λ ({cold.events}/{len(cold)} chains at "
+                f"τ = 0, median {median_text(km_median(cold)[0], cold)}): there is no barrier for "
+                "noise to cross",
+            )
+        hot = t > 0
+        times, t = times.subset(hot), t[hot]
+        panel.update(tau=t, times=times)
+        if times.events == 0:
+            sec.status, sec.why = (
+                sec.status or UNTESTABLE,
+                sec.why
+                or ("no chain escaped at any τ > 0 within the budget: no crossing to measure"),
+            )
+        scale = float(np.max(1 / t)) if len(t) else 1.0
         try:
             arr = fits.censored_lognormal(
                 times,
@@ -159,7 +200,11 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
                 sec.notes.append(
                     f"No chain escaped at τ ∈ {{{', '.join(fmt(v) for v in frozen)}}}."
                 )
-            sec.verdict = f"No fit ({err})."
+            sec.verdict = f"No fit ({err})." + (
+                f" Not testable here: {sec.why}." if sec.why else ""
+            )
+            sec.status = sec.status or UNTESTABLE
+            sec.why = sec.why or f"no fit ({err})"
             sections.append(sec)
             panels.append(panel)
             summary[f"{sampler}/{arm}"] = "no fit"
@@ -192,26 +237,42 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
             if dF_ci[1] is not None and dF_ci[1] < 0
             else "not distinguishable from 0"
         )
-        cold, hot = min(medians), max(medians)
+        coldest, hottest = min(t), max(t)
         sec.verdict = (
-            f"The median t_grok is {median_text(medians[cold], times.subset(t == cold))} at "
-            f"τ = {fmt(cold)} and {median_text(medians[hot], times.subset(t == hot))} at "
-            f"τ = {fmt(hot)}; ΔF = {fmt(dF)} (95 % CI {ci(dF_ci)}), {sign}; "
+            f"The median t_grok is {median_text(medians[coldest], times.subset(t == coldest))} "
+            f"at τ = {fmt(coldest)} and "
+            f"{median_text(medians[hottest], times.subset(t == hottest))} at "
+            f"τ = {fmt(hottest)}; ΔF = {fmt(dF)} (95 % CI {ci(dF_ci)}), {sign}; "
             f"{aic_phrase(arr, flat)}"
             + (
                 " (with ΔF < 0: a faster escape when colder, not an activated one)"
                 if dF < 0 and arr.aic < flat.aic - 2
                 else ""
             )
-            + (f"; no escape at τ ≤ {fmt(max(frozen))}" if frozen else "")
-            + "."
+            + (f"; no escape at τ ∈ {{{', '.join(fmt(v) for v in frozen)}}}" if frozen else "")
+            + f". Against the null: {null_phrase}"
         )
+        if not sec.status:
+            if dF_ci[0] is not None and dF_ci[0] > 0 and arr.aic < flat.aic - 2:
+                sec.status, sec.why = SUPPORTED, f"ΔF = {fmt(dF)} > 0 ({ci(dF_ci)})"
+            elif dF_ci[1] is not None and dF_ci[1] < 0:
+                sec.status, sec.why = CONTRADICTED, f"faster when colder (ΔF {ci(dF_ci)})"
+            else:
+                sec.status, sec.why = (
+                    UNTESTABLE,
+                    f"ΔF cannot be told from 0 over this ladder ({ci(dF_ci)})",
+                )
+        else:
+            sec.verdict = f"Not testable here: {sec.why}. " + sec.verdict
         panel.update(fit=arr, flat=flat, dF=dF, scale=scale)
         panels.append(panel)
         sections.append(sec)
         summary[f"{sampler}/{arm}"] = f"ΔF = {fmt(dF)} ({ci(dF_ci)})"
+    status, why = page_status(sections)
     return ClaimResult(
         claim=NAME,
+        status=status,
+        why=why,
         title="Eyring: rate ∝ exp(−ΔF/τ)?",
         prediction=(
             "Millidge; Kozyrev: escaping the memorizing region is thermally activated over a "
@@ -224,7 +285,9 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
             f"from {preset.seeds} shared memorized checkpoints (bench/checkpoints.py) over "
             f"τ ∈ {{{', '.join(fmt(t) for t in sweep.temperatures)}}}, λ = "
             f"{fmt(sweep.prior)}; budget {sweep.budget} steps; evaluated every "
-            f"{preset.eval_every} steps. A temperature ladder is one job per sampler and arm.",
+            f"{preset.eval_every} steps. A temperature ladder is one job per sampler and arm. "
+            "τ = 0 is the barrier check: gradient descent alone should not grok within the "
+            "budget, or there is no barrier for noise to cross; the fits use τ > 0.",
         ],
         sections=sections,
         verdict=joined_verdict(sections),
