@@ -116,8 +116,14 @@ def test_every_preset_plans_its_claims_on_its_task_without_training():
     assert {p.arm for p in planned} == {"full", "minibatch"}
     assert {p.job.spec.batch_size for p in planned} == {None, 8}
     # a ladder (or a factorial) is one job per arm and sampler, one value per chain
-    (tmem, _) = by_claim["tgrok_tmem2"]
+    # the step ladder in both arms, and Kozyrev's λ = 0 ladder in the minibatch arm
+    (tmem, mini, kozyrev) = by_claim["tgrok_tmem2"]
     assert list(tmem.job.spec.hparams["step_size"]) == [0.3, 0.3, 1.0, 1.0]
+    assert (mini.arm, kozyrev.arm) == ("minibatch", "minibatch")
+    assert (mini.job.spec.prior_precision, kozyrev.job.spec.prior_precision) == (
+        TINY.settings("tgrok_tmem2").prior,
+        0.0,
+    )
     assert len(by_claim["eyring"]) == 4  # sgld, sghmc x two arms
     (decay, _) = by_claim["weight_decay"]
     assert decay.job.spec.chains == 2 * 2 * 2 and len(decay.job.spec.prior_precision) == 8
@@ -224,18 +230,18 @@ def test_a_sweep_trains_once_and_after_losing_a_run_retrains_only_that_one(tmp_p
         )
         thetas = {c.key: c.theta for c in points.values()}
         planned = claims.plan(names, TINY, task, points)
-        assert runner.run_plan(planned, store, thetas, log=lines.append) == (4, 0)
-        assert store.count("runs") == 4
-        assert runner.run_plan(planned, store, thetas, log=lines.append) == (0, 4)
+        assert runner.run_plan(planned, store, thetas, log=lines.append) == (5, 0)
+        assert store.count("runs") == 5
+        assert runner.run_plan(planned, store, thetas, log=lines.append) == (0, 5)
         lost = planned[1].key  # as if killed while it trained: never committed
     with sqlite3.connect(tmp_path / "s.sqlite") as db:
         db.execute("DELETE FROM chains WHERE run_key = ?", (lost,))
         db.execute("DELETE FROM runs WHERE key = ?", (lost,))
     with Store(tmp_path / "s.sqlite") as store:
         ran: list[str] = []
-        assert runner.run_plan(planned, store, thetas, log=ran.append) == (1, 3)
+        assert runner.run_plan(planned, store, thetas, log=ran.append) == (1, 4)
         assert len(ran) == 1 and planned[1].job.label in ran[0]
-        assert store.count("runs") == 4 and store.count("checkpoints") == 2
+        assert store.count("runs") == 5 and store.count("checkpoints") == 2
 
 
 def test_a_claim_writes_its_page_figure_and_the_index(tmp_path):

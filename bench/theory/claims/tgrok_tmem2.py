@@ -21,6 +21,8 @@ from bench.plots import STYLE
 from bench.theory import fits
 from bench.theory.claims import regime
 from bench.theory.claims.base import (
+    CONTRADICTED,
+    SUPPORTED,
     UNTESTABLE,
     Chains,
     Claim,
@@ -57,6 +59,9 @@ class Settings:
     prior: float
     budget: int
     eval_every: int  # t_mem is a covariate here: a finer grid than the other claims'
+    #: Kozyrev's own setting, in the minibatch arm beside the ladder at ``prior``: λ = 0, the
+    #: only noise the minibatches', which grows with η, where slope 2 is the prediction
+    kozyrev_prior: float = 0.0
 
 
 #: Measured on add_mod31_quadratic: full-batch SGD from task.init at λ = 1e-4: step 20 → t_mem
@@ -92,7 +97,21 @@ def plan(
         batch_size,
         eval_every=sweep.eval_every,
     )
-    return [Planned(NAME, arm, task, sgd, {"step_size": steps})]
+    out = [Planned(NAME, arm, task, sgd, {"step_size": steps, "setting": "ladder"})]
+    if arm != "full":
+        kozyrev = job(
+            preset,
+            f"tmem/{arm}/kozyrev",
+            "sgd",
+            {**sweep.hparams, "step_size": steps},
+            sweep.kozyrev_prior,
+            [s for _ in sweep.steps for s in seeds],
+            sweep.budget,
+            batch_size,
+            eval_every=sweep.eval_every,
+        )
+        out.append(Planned(NAME, arm, task, kozyrev, {"step_size": steps, "setting": "kozyrev"}))
+    return out
 
 
 def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
@@ -102,11 +121,15 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
     sections, panels, summary = [], [], {}
     for data in runs:
         arm = data.planned.arm
-        sec = Section(f"{arm} batch" if arm == "full" else f"minibatch ({data.result.batch_size})")
+        lam = float(data.result.spec.prior_precision)
+        kozyrev = data.planned.meta.get("setting") == "kozyrev"
+        sec = Section(
+            (f"{arm} batch" if arm == "full" else f"minibatch ({data.result.batch_size})")
+            + (", λ = 0 (Kozyrev's setting)" if kozyrev else "")
+        )
         e = data.eval_every
         eta = np.array(data.planned.meta["step_size"], dtype=float)
         momentum = float(data.result.spec.hparams.get("momentum", 0.0) or 0.0)
-        lam = float(data.result.spec.prior_precision)
         tmem = np.array([np.nan if c.t_mem is None else c.t_mem for c in data.chains], dtype=float)
         keep = data.live() & np.isfinite(tmem)
         times_all = data.grok_times()
@@ -151,7 +174,13 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
                 Table(["η", "grokked", "t_mem", "t_grok (KM median)", "‖θ_mem‖"], rows),
             )
         )
-        panel = {"arm": arm, "x": x, "times": times, "eta": eta[keep], "e": e}
+        panel = {"arm": arm, "x": x, "times": times, "eta": eta[keep], "e": e, "lam": lam}
+        if kozyrev:
+            _kozyrev(sec, panel, times, x, int(np.sum(~keep)))
+            sections.append(sec)
+            panels.append(panel)
+            summary[f"{arm}, λ = 0"] = sec.why
+            continue
         try:
             exog = np.column_stack([np.ones(len(x)), np.log(x)])
             power = fits.censored_lognormal(
@@ -299,6 +328,51 @@ def _exp_interval(interval):
     return tuple(None if v is None else math.exp(v) for v in interval)
 
 
+def _kozyrev(sec: Section, panel: dict, times, x: np.ndarray, dropped: int) -> None:
+    """The λ = 0 minibatch ladder: only the power law (no decay to compete), and the one
+    section of this page that can test slope 2."""
+    try:
+        power = fits.censored_lognormal(
+            times,
+            np.column_stack([np.ones(len(x)), np.log(x)]),
+            ["a", "b"],
+            profile=["b"],
+            name="power",
+            formula="a + b·log t_mem",
+        )
+    except FitError as err:
+        sec.notes.append(censoring_note(times, dropped))
+        sec.status, sec.why = UNTESTABLE, f"without weight decay too few chains grokked ({err})"
+        sec.verdict = f"Not testable here: {sec.why}."
+        return
+    b, b_ci = power["b"], power.interval("b")
+    sec.tables.append(
+        (
+            "The power law (censored log-normal regression; 95 % profile-likelihood interval).",
+            Table(
+                ["law", "parameter", "estimate", "95 % interval", "σ (log scale)"],
+                [["power", "slope b", fmt(b), ci(b_ci), fmt(power.sigma)]],
+            ),
+        )
+    )
+    sec.notes.append(censoring_note(times, dropped))
+    if fits.contains(b_ci, 2.0) and not fits.contains(b_ci, 1.0):
+        sec.status = SUPPORTED
+    elif not fits.contains(b_ci, 2.0):
+        sec.status = CONTRADICTED
+    else:
+        sec.status = UNTESTABLE
+    sec.why = f"at λ = 0 the slope is {fmt(b)} ({ci(b_ci)})" + (
+        ", which cannot tell 1 from 2" if sec.status == UNTESTABLE else ""
+    )
+    sec.verdict = (
+        f"With no weight decay and the minibatches' noise growing with η, the slope of log "
+        f"t_grok on log t_mem is {fmt(b)} (95 % CI {ci(b_ci)}): the interval "
+        f"{within(b_ci, 2.0)} 2 (Kozyrev) and {within(b_ci, 1.0)} 1."
+    )
+    panel["power"] = power
+
+
 def figure(panels: Sequence[Mapping[str, Any]]):
     """t_grok against t_mem per arm (log–log), with the fitted laws."""
     if not panels:
@@ -327,6 +401,7 @@ def figure(panels: Sequence[Mapping[str, Any]]):
                     np.exp(fit["a"] + fit["b"] * np.mean(np.log(p["x"]))),
                 )
                 ax.plot(xs, cy * (xs / cx) ** 2, color="grey", ls="--", lw=1, label="slope 2")
+            if "decay" in p:
                 pred = p["x"] + math.exp(p["decay"]["log_c"]) * p["drive"]
                 ax.scatter(
                     p["x"], pred, marker="x", s=14, color="grey", label="norm-decay law", zorder=2
@@ -337,7 +412,7 @@ def figure(panels: Sequence[Mapping[str, Any]]):
                 )
             ax.set_xlabel("t_mem (steps)")
             ax.set_ylabel("t_grok (steps)")
-            ax.set_title(arm_title(p))
+            ax.set_title(arm_title(p) + (", λ = 0" if p.get("lam") == 0 else ""))
             legend(ax)
     fig.tight_layout()
     return fig
