@@ -22,7 +22,18 @@ import torch
 from bench.plots import STYLE
 from bench.theory import fits
 from bench.theory.claims import regime
-from bench.theory.claims.base import Chains, Claim, ClaimResult, Section, Table, number
+from bench.theory.claims.base import (
+    CONTRADICTED,
+    SUPPORTED,
+    UNTESTABLE,
+    Chains,
+    Claim,
+    ClaimResult,
+    Section,
+    Table,
+    number,
+    page_status,
+)
 from bench.theory.claims.common import (
     ci,
     fmt,
@@ -263,6 +274,7 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
                 "them."
             )
         sec.verdict = _drift_verdict(fitted, ratio, start, null)
+        sec.status, sec.why = _status(fitted, ratio, start, null, end)
         sections.append(sec)
         panels.append(
             {
@@ -280,8 +292,11 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
         summary[f"{arm}/{start}"] = (
             f"drift α = {fmt(a.exponent) if a else '–'}, spread α = {fmt(s.exponent) if s else '–'}"
         )
+    status, why = page_status(sections)
     return ClaimResult(
         claim=NAME,
+        status=status,
+        why=why,
         title="Drift, then diffusion?",
         prediction=(
             "Kozyrev: before memorization the walk is a drift down the loss (distance from the "
@@ -349,6 +364,39 @@ def _shift(f, null: float) -> str:
     lo = None if f.low is None else f.low - null
     hi = None if f.high is None else f.high - null
     return f"{fmt(f.exponent - null)} ({ci((lo, hi))})"
+
+
+def _status(fitted, ratio: float, start: str, null: Mapping[str, Any], end: float):
+    """Before memorization the claim is a drift (exponent 1); after it a diffusion (spread
+    exponent 1/2, the mean within the replicas' noise), testable only where the decay does not
+    relax within the window."""
+    d, s = fitted["drift"], fitted["spread"]
+    if start == "init":
+        if d is None or d.low is None:
+            return UNTESTABLE, "the mean did not move measurably before memorization"
+        if d.low <= 1.0 <= d.high:
+            return SUPPORTED, f"before memorization the mean's exponent is {fmt(d.exponent)}"
+        return CONTRADICTED, (
+            f"before memorization the mean's exponent is {fmt(d.exponent)} "
+            f"({ci((d.low, d.high))}), not 1"
+        )
+    if not null.get("inside", True):
+        gaps = [
+            f"{w} {fmt(f.exponent)} against the null's {fmt(null[w])}"
+            for w, f in (("drift", d), ("spread", s))
+            if f is not None and null.get(w) is not None
+        ]
+        return UNTESTABLE, (
+            f"after memorization the decay relaxes within the {fmt(end)}-step window; "
+            + ", ".join(gaps)
+        )
+    if s is not None and s.low is not None and s.low <= 0.5 <= s.high and ratio <= 3:
+        return SUPPORTED, f"after memorization the spread's exponent is {fmt(s.exponent)}"
+    return CONTRADICTED, (
+        "after memorization "
+        + (f"the spread's exponent is {fmt(s.exponent)}" if s is not None else "no spread")
+        + f", the mean moving {fmt(ratio)}× the replicas' noise"
+    )
 
 
 def _drift_verdict(fitted, ratio: float, start: str, null: Mapping[str, Any]) -> str:

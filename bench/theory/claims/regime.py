@@ -283,7 +283,8 @@ def null_section(
             "The regime (medians per cell): decay per step, its relaxation time against the "
             "window, the noise's equilibrium scale against ‖θ‖ at the start (checkpoint or "
             "t_mem) and at grokking, the noise's step against the decay's (bench/theory/claims/"
-            "regime.py).",
+            "regime.py). τ is the sampler's temperature: a minibatch arm's gradient noise is not "
+            "in these numbers.",
             regime_table(cells, window, times),
         )
     ]
