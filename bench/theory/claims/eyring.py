@@ -171,11 +171,22 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
         hot = t > 0
         times, t = times.subset(hot), t[hot]
         panel.update(tau=t, times=times)
-        if times.events == 0:
+        if times.events == 0 and len(t):
+            hot_x = x.subset(tau[keep] == max(t))
+            noise = math.sqrt(
+                regime.stationary_sq(
+                    regime.median(hot_x.eta), regime.median(hot_x.prior), max(t), x.dim
+                )
+            )
             sec.status, sec.why = (
                 sec.status or UNTESTABLE,
                 sec.why
-                or ("no chain escaped at any τ > 0 within the budget: no crossing to measure"),
+                or (
+                    f"no chain grokked within {fmt(sweep.budget)} steps at any τ up to {fmt(max(t))}"
+                    f" (noise scale sqrt(D·τ/λ) {fmt(noise)} against ‖θ_mem‖ "
+                    f"{fmt(regime.median(x.norm_start))}), as none did at τ = 0: noise is not the way "
+                    "out here, and there was no escape to time"
+                ),
             )
         scale = float(np.max(1 / t)) if len(t) else 1.0
         try:
