@@ -178,16 +178,13 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
                     regime.median(hot_x.eta), regime.median(hot_x.prior), max(t), x.dim
                 )
             )
-            sec.status, sec.why = (
-                sec.status or UNTESTABLE,
-                sec.why
-                or (
-                    f"no chain grokked within {fmt(sweep.budget)} steps at any τ up to {fmt(max(t))}"
-                    f" (noise scale sqrt(D·τ/λ) {fmt(noise)} against ‖θ_mem‖ "
-                    f"{fmt(regime.median(x.norm_start))}), as none did at τ = 0: noise is not the way "
-                    "out here, and there was no escape to time"
-                ),
+            tried = (
+                f"no chain grokked within {fmt(sweep.budget)} steps at any τ up to "
+                f"{fmt(max(t))} (noise scale sqrt(D·τ/λ) {fmt(noise)} against ‖θ_mem‖ "
+                f"{fmt(regime.median(x.norm_start))}), as none did at τ = 0: noise is not the "
+                "way out here, and there was no escape to time"
             )
+            sec.status, sec.why = sec.status or UNTESTABLE, sec.why or tried
         scale = float(np.max(1 / t)) if len(t) else 1.0
         try:
             arr = fits.censored_lognormal(

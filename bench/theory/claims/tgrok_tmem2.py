@@ -43,7 +43,7 @@ from bench.theory.claims.common import (
     within,
 )
 from bench.theory.figures import COLORS, arm_title, legend, new_figure, scatter_times
-from bench.theory.fits import FitError
+from bench.theory.fits import FitError, Times
 from bench.theory.plan import Planned, job
 from bench.theory.preset import Preset
 
@@ -62,13 +62,24 @@ class Settings:
     #: Kozyrev's own setting, in the minibatch arm beside the ladder at ``prior``: λ = 0, the
     #: only noise the minibatches', which grows with η, where slope 2 is the prediction
     kozyrev_prior: float = 0.0
+    #: t_mem varied without rescaling every time (issue 19): the initialization's scale at one
+    #: step size, one job per scale (the scale changes the task's init)
+    init_scales: tuple[float, ...] = ()
+    init_step: float = 30.0
 
 
 #: Measured on add_mod31_quadratic: full-batch SGD from task.init at λ = 1e-4: step 20 → t_mem
 #: 120, t_grok 1390; 30 → 80, 930; 40 → 60, 700 (t_mem ≈ 2400/η); step 10 had not grokked by
 #: 2,500 (val 0.9); λ = 2e-4 never memorizes (collapses), λ = 1e-3 neither. Minibatch 64 (of
 #: 480 pairs): step 20 → t_grok 1370, 1570; 40 → 690, 780.
-CPU = Settings(steps=(17.0, 24.0, 34.0, 48.0), hparams={}, prior=1e-4, budget=2400, eval_every=10)
+CPU = Settings(
+    steps=(17.0, 24.0, 34.0, 48.0),
+    hparams={},
+    prior=1e-4,
+    budget=2400,
+    eval_every=10,
+    init_scales=(0.7, 1.0, 1.4, 2.0),
+)
 PAPER = Settings(
     steps=(0.1, 0.14, 0.2, 0.28, 0.4),
     hparams={"momentum": 0.9},
@@ -111,6 +122,21 @@ def plan(
             eval_every=sweep.eval_every,
         )
         out.append(Planned(NAME, arm, task, kozyrev, {"step_size": steps, "setting": "kozyrev"}))
+    for scale in sweep.init_scales:
+        sub = preset.make_task(init_scale=scale)
+        scaled = job(
+            preset,
+            f"tmem/{arm}/init{scale:g}",
+            "sgd",
+            {**sweep.hparams, "step_size": sweep.init_step},
+            sweep.prior,
+            seeds,
+            sweep.budget,
+            batch_size,
+            eval_every=sweep.eval_every,
+        )
+        meta = {"step_size": [sweep.init_step] * len(seeds), "setting": "init_scale"}
+        out.append(Planned(NAME, arm, sub, scaled, {**meta, "init_scale": scale}))
     return out
 
 
@@ -119,7 +145,13 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
     the same chains."""
     sweep: Settings = preset.settings(NAME)
     sections, panels, summary = [], [], {}
-    for data in runs:
+    scaled = [r for r in runs if r.planned.meta.get("setting") == "init_scale"]
+    for arm in dict.fromkeys(r.planned.arm for r in scaled):
+        sec, panel = _init_scale_section([r for r in scaled if r.planned.arm == arm], sweep)
+        sections.append(sec)
+        panels.append(panel)
+        summary[f"{arm}, init scales"] = sec.why
+    for data in (r for r in runs if r.planned.meta.get("setting") != "init_scale"):
         arm = data.planned.arm
         lam = float(data.result.spec.prior_precision)
         kozyrev = data.planned.meta.get("setting") == "kozyrev"
@@ -328,6 +360,134 @@ def _exp_interval(interval):
     return tuple(None if v is None else math.exp(v) for v in interval)
 
 
+def _init_scale_section(datas: Sequence[Chains], sweep: Settings) -> tuple[Section, dict]:
+    """One arm's init-scale ladder: t_mem moves with the initialization's scale at one η and λ,
+    so no slope is forced; the power law beside the norm-decay law, and the null."""
+    arm, batch = datas[0].planned.arm, datas[0].result.batch_size
+    sec = Section(
+        ("full batch" if arm == "full" else f"minibatch ({batch})")
+        + f", initialization scales at η = {fmt(sweep.init_step)}"
+    )
+    xs, lower, upper, norm_mem, norm_grok, scale, rows, cells, cell_times = ([] for _ in range(9))
+    dropped = 0
+    for data in datas:
+        s = data.planned.meta["init_scale"]
+        tmem = np.array([np.nan if c.t_mem is None else c.t_mem for c in data.chains], float)
+        keep = data.live() & np.isfinite(tmem)
+        dropped += int(np.sum(~keep))
+        times = data.grok_times().subset(keep)
+        nums = regime.numbers(data, from_mem=True).subset(keep)
+        cells.append((f"scale {fmt(s)}", nums))
+        cell_times.append(times)
+        xs += list(tmem[keep] - data.eval_every / 2)
+        lower += list(times.lower)
+        upper += list(times.upper)
+        norm_mem += list(nums.norm_start)
+        norm_grok += list(nums.norm_grok)
+        scale += [s] * len(times)
+        med = km_median(times)[0] if len(times) else None
+        rows.append(
+            [
+                fmt(s),
+                f"{times.events}/{len(data.chains)}",
+                fmt(float(np.median(tmem[keep]))) if keep.any() else "–",
+                fmt(med) if med is not None else "not reached",
+                fmt(regime.median(nums.norm_start)),
+            ]
+        )
+    sec.tables.append(
+        (
+            "Per initialization scale: chains that grokked, median t_mem, Kaplan–Meier median "
+            "t_grok (steps), median ‖θ‖ at t_mem.",
+            Table(["init scale", "grokked", "t_mem", "t_grok (KM median)", "‖θ_mem‖"], rows),
+        )
+    )
+    x = np.array(xs)
+    times = Times(np.array(lower), np.array(upper))
+    panel = {"arm": arm, "x": x, "times": times, "eta": np.array(scale), "by": "scale"}
+    tables, null_phrase, _ = regime.null_section(cells, cell_times, sweep.budget)
+    try:
+        power = fits.censored_lognormal(
+            times,
+            np.column_stack([np.ones(len(x)), np.log(x)]),
+            ["a", "b"],
+            profile=["b"],
+            name="power",
+            formula="a + b·log t_mem",
+        )
+    except FitError as err:
+        sec.tables += tables
+        sec.status, sec.why = UNTESTABLE, f"no fit over the initialization scales ({err})"
+        sec.verdict = f"Not testable here: {sec.why}."
+        return sec, panel
+    b, b_ci = power["b"], power.interval("b")
+    rate = regime.eta_eff("sgd", {"step_size": sweep.init_step}) * sweep.prior
+    star = regime.median(np.array(norm_grok))
+    lever = np.maximum(np.log(np.array(norm_mem) / star), 1e-3)
+
+    def decay_mean(beta, X, x=x, drive=lever / rate):
+        return np.log(x + math.exp(beta[0]) * drive)
+
+    models = [power]
+    try:
+        decay = fits.censored_lognormal(
+            times,
+            np.ones((len(x), 1)),
+            ["log_c"],
+            mean=decay_mean,
+            start=[0.0, 0.0],
+            profile=["log_c"],
+            name="norm decay",
+            formula="log(t_mem + c·log(‖θ_mem‖/‖θ*‖)/(η_eff·λ))",
+        )
+        models.append(decay)
+    except FitError:
+        decay = None
+    sec.tables.append(
+        (
+            "Fits (censored log-normal regressions on the same chains; 95 % profile-likelihood "
+            "intervals).",
+            Table(
+                ["law", "parameter", "estimate", "95 % interval"],
+                [["power", "slope b", fmt(b), ci(b_ci)]]
+                + (
+                    [
+                        [
+                            "norm decay",
+                            "c",
+                            fmt(math.exp(decay["log_c"])),
+                            ci(_exp_interval(decay.interval("log_c"))),
+                        ]
+                    ]
+                    if decay is not None
+                    else []
+                ),
+            ),
+        )
+    )
+    sec.tables.append(("Model comparison on the same chains.", comparison_table(models)))
+    sec.tables += tables
+    sec.notes.append(censoring_note(times, dropped))
+    if fits.contains(b_ci, 2.0) and not fits.contains(b_ci, 1.0):
+        sec.status = SUPPORTED
+    elif not fits.contains(b_ci, 2.0):
+        sec.status = CONTRADICTED
+    else:
+        sec.status = UNTESTABLE
+    sec.why = f"over initialization scales the slope is {fmt(b)} ({ci(b_ci)})" + (
+        ", which cannot tell 1 from 2" if sec.status == UNTESTABLE else ""
+    )
+    sec.verdict = (
+        f"With t_mem moved by the initialization's scale (η and λ fixed, so no slope is forced), "
+        f"the slope of log t_grok on log t_mem is {fmt(b)} (95 % CI {ci(b_ci)}): the interval "
+        f"{within(b_ci, 2.0)} 2 and {within(b_ci, 1.0)} 1"
+        + (f"; {aic_phrase(power, decay)}" if decay is not None else "")
+        + f". Against the null from t_mem: {null_phrase}"
+    )
+    panel["power"] = power
+    return sec, panel
+
+
 def _kozyrev(sec: Section, panel: dict, times, x: np.ndarray, dropped: int) -> None:
     """The λ = 0 minibatch ladder: only the power law (no decay to compete), and the one
     section of this page that can test slope 2."""
@@ -383,7 +543,8 @@ def figure(panels: Sequence[Mapping[str, Any]]):
             etas = sorted(set(p["eta"]))
             for i, eta in enumerate(etas):
                 m = p["eta"] == eta
-                scatter_times(ax, p["x"][m], p["times"].subset(m), COLORS[i % 10], f"η = {eta:g}")
+                label = f"{p.get('by', 'η')} = {eta:g}"
+                scatter_times(ax, p["x"][m], p["times"].subset(m), COLORS[i % 10], label)
             ax.set_xscale("log")
             ax.set_yscale("log")
             if "power" in p:
