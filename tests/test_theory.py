@@ -22,6 +22,14 @@ from bench.jobs import LocalExecutor
 from bench.store import Store
 from bench.theory import claims, runner
 from bench.theory.claims import Chains, drift_diffusion, eyring, fraction, tgrok_tmem2, weight_decay
+from bench.theory.claims.base import (
+    CONTRADICTED,
+    STATUSES,
+    SUPPORTED,
+    UNTESTABLE,
+    Section,
+    page_status,
+)
 from bench.theory.preset import SHARED
 from bench.theory.probe import ReplicaProbe
 
@@ -262,6 +270,23 @@ def test_a_claim_writes_its_page_figure_and_the_index(tmp_path):
     assert results["drift_diffusion"].summary  # exponents were fitted
     index = (reports / "README.md").read_text()
     assert "[drift_diffusion](add_mod7_mlp/drift_diffusion.md)" in index
+    # the page states its regime and its null before the index gives its one line
+    assert "Regime: weight decay relaxes in" in page and "null α" in page
+    result = results["drift_diffusion"]
+    assert result.status in STATUSES and result.why
+    line = next(x for x in index.splitlines() if x.startswith("| [drift_diffusion]"))
+    assert f"**{result.status}**" in line and result.why in line
+
+
+def test_a_claim_is_contradicted_where_any_section_contradicts_it_else_supported_or_untestable():
+    def sec(status, why="w"):
+        return Section(f"s {status}", status=status, why=why)
+
+    mixed = [sec(SUPPORTED), sec(CONTRADICTED, "no")]
+    assert page_status(mixed) == (CONTRADICTED, "s contradicted: no")
+    assert page_status([sec(UNTESTABLE), sec(SUPPORTED, "yes")])[0] == SUPPORTED
+    assert page_status([sec(UNTESTABLE, "why")]) == (UNTESTABLE, "s not testable here: why")
+    assert page_status([Section("t")])[0] == UNTESTABLE
 
 
 def test_pages_regenerate_identically_from_the_store_reading_each_run_once(tmp_path, monkeypatch):
