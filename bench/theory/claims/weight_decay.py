@@ -303,7 +303,8 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
                     (
                         f"at τ = {fmt(levels[0])} t_grok = c/(η_eff·λ) + t_floor with c = "
                         f"{fmt(math.exp(two['log_c']))} ({ci(c_ci)}): slope −1 where decay limits, "
-                        f"a floor of {fmt(math.exp(two['log_floor']))} steps elsewhere"
+                        f"a floor of {fmt(math.exp(two['log_floor']))} steps elsewhere (ΔAIC "
+                        f"{d_aic:+.2f} against the free power law)"
                     ),
                 )
             else:
