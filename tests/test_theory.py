@@ -283,7 +283,7 @@ def test_a_claim_is_contradicted_where_any_section_contradicts_it_else_supported
         return Section(f"s {status}", status=status, why=why)
 
     mixed = [sec(SUPPORTED), sec(CONTRADICTED, "no")]
-    assert page_status(mixed) == (CONTRADICTED, "s contradicted: no")
+    assert page_status(mixed) == (CONTRADICTED, "s contradicted: no; but s supported: w")
     assert page_status([sec(UNTESTABLE), sec(SUPPORTED, "yes")])[0] == SUPPORTED
     assert page_status([sec(UNTESTABLE, "why")]) == (UNTESTABLE, "s not testable here: why")
     assert page_status([Section("t")])[0] == UNTESTABLE

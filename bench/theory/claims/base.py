@@ -65,10 +65,15 @@ def page_status(sections: Sequence[Section]) -> tuple[str, str]:
     """The claim's status from its sections': contradicted where any section contradicts it,
     supported where every section that can test it supports it, else not testable here; with
     the first such section's reason, after its title."""
+    first = {}
+    for sec in sections:
+        first.setdefault(sec.status, sec)
     for status in (CONTRADICTED, SUPPORTED, UNTESTABLE):
-        hits = [s for s in sections if s.status == status]
-        if hits:
-            return status, f"{hits[0].title}: {hits[0].why}"
+        if status in first:
+            why = f"{first[status].title}: {first[status].why}"
+            if status == CONTRADICTED and SUPPORTED in first:  # a mixed page says both
+                why += f"; but {first[SUPPORTED].title}: {first[SUPPORTED].why}"
+            return status, why
     return UNTESTABLE, "no section could test it"
 
 

@@ -176,7 +176,36 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
         tables, null_phrase, _ = regime.null_section(cells, cell_times, budget)
         sec.tables += tables
         bracket = _censored_bracket(medians)
-        if bracket:
+        local = _local_rates(medians)
+        fine = [r for r in local if r[2] <= 1.0 + 1e-9]  # neighbours 1 % apart
+        if local:
+            sec.tables.append(
+                (
+                    "Local growth between neighbouring fractions: the ratio of their Kaplan–Meier "
+                    "medians per −1 % of data (point estimates; Power et al.: +40–50 % near the "
+                    "threshold).",
+                    Table(
+                        ["from", "to", "points", "per −1 %"],
+                        [[fmt(hi), fmt(lo), fmt(pts), _pct(r)] for hi, lo, pts, r in local],
+                    ),
+                )
+            )
+        near_fit = _near_threshold(times, f, fine)
+        if near_fit is not None:
+            (lo_f, hi_f), rate, rate_ci = near_fit
+            span = f"{_pct(rate)} per −1 % ({_pct(rate_ci[0])} – {_pct(rate_ci[1])})"
+            where = f"over the 1 % steps nearest the threshold ({fmt(lo_f)}–{fmt(hi_f)})"
+            if rate_ci[1] is None or rate_ci[1] >= POWER_PER_PERCENT[0]:
+                sec.status, sec.why = (
+                    SUPPORTED,
+                    (f"{where} t_grok grows by {span}, which reaches Power et al.'s +40–50 %"),
+                )
+            else:
+                sec.status, sec.why = (
+                    CONTRADICTED,
+                    (f"{where} t_grok grows by {span}, below Power et al.'s +40–50 %"),
+                )
+        elif bracket:
             sec.status, sec.why = (
                 UNTESTABLE,
                 (
@@ -260,7 +289,13 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
             )
             + f". Against the null from t_mem: {null_phrase}"
         )
-        if sec.status:
+        if near_fit is not None:
+            sec.verdict += (
+                f" Near the threshold: {sec.why}; the rate is not one number across the ladder "
+                f"(from {_pct(local[0][3])} to {_pct(max(r for *_, r in local))} per point), so "
+                "one exponential does not describe it."
+            )
+        elif sec.status:
             sec.verdict = f"Not testable here: {sec.why}. " + sec.verdict
         elif overlap and expo.aic < power.aic - 2:
             sec.status, sec.why = SUPPORTED, f"{_pct(pct)} per −1 % of data, exponential preferred"
@@ -379,6 +414,48 @@ def _ylim(times) -> tuple[float, float]:
 def _ylim(times) -> tuple[float, float]:
     y = times.point()
     return float(y.min()) / 2, float(y.max()) * 2
+
+
+def _near_threshold(times: Times, f: np.ndarray, fine: Sequence[tuple]):
+    """The exponential fitted to the chains of the three fractions nearest the threshold that
+    lie 1 % apart (two 1 % steps with both medians observed): ``((lowest, highest fraction),
+    growth per −1 %, its 95 % interval)``, or None without such steps or a fit."""
+    if len(fine) < 2:
+        return None
+    (_, a, _, _), (b, c, _, _) = fine[-2], fine[-1]
+    if not math.isclose(a, b):  # the two steps must be adjacent
+        return None
+    chosen = np.isclose(f[:, None], np.array([fine[-2][0], a, c])[None, :]).any(axis=1)
+    try:
+        fit = fits.censored_lognormal(
+            times.subset(chosen),
+            np.column_stack([np.ones(int(chosen.sum())), f[chosen]]),
+            ["a", "b"],
+            profile=["b"],
+        )
+    except FitError:
+        return None
+    lo, hi = fit.interval("b")
+
+    def per_point(v):
+        return None if v is None else math.exp(-v / 100) - 1
+
+    return (c, fine[-2][0]), per_point(fit["b"]), (per_point(hi), per_point(lo))
+
+
+def _local_rates(
+    medians: Mapping[float, tuple[float | None, float]],
+) -> list[tuple[float, float, float, float]]:
+    """``(higher fraction, lower, points apart, growth per −1 %)`` for each pair of neighbouring
+    fractions whose medians were both observed, from the largest fraction down."""
+    fr = sorted(medians, reverse=True)
+    out = []
+    for hi, lo in zip(fr, fr[1:], strict=False):
+        m_hi, m_lo = medians[hi][0], medians[lo][0]
+        points = 100 * (hi - lo)
+        if m_hi and m_lo and points > 0:
+            out.append((hi, lo, points, (m_lo / m_hi) ** (1 / points) - 1))
+    return out
 
 
 def _censored_bracket(medians: Mapping[float, tuple[float | None, float]]) -> str:
