@@ -278,7 +278,8 @@ def test_a_claims_runs_are_found_by_its_plan(tmp_path, monkeypatch, one_thread):
         stored = set(s.run_keys())
     monkeypatch.setattr(claims, "PRESETS", {"tiny": tiny})
     runs = results.runs(path, claim="tgrok_tmem2")
-    assert set(runs["run_key"]) == stored and len(stored) == 2  # the full and minibatch arms
+    # the full and minibatch arms' ladders, and the minibatch arm's ladder at λ = 0 (Kozyrev)
+    assert set(runs["run_key"]) == stored and len(stored) == 3
     assert set(runs["claim"]) == {"tgrok_tmem2"} and set(runs["arm"]) == {"full", "minibatch"}
     assert runs["comparison"].isna().all() and runs["label"].notna().all()
     assert results.studies(path, claim="tgrok_tmem2").empty
