@@ -12,7 +12,10 @@ its figure as one :class:`~bench.theory.claims.base.Claim`:
 * :mod:`~bench.theory.claims.weight_decay`: the prior's precision λ against τ, a factorial.
 
 Fits are :mod:`bench.theory.fits`'s; times are intervals on the evaluation grid and censored
-chains stay censored. A chain that diverged is left out of every fit and counted.
+chains stay censored. A chain that diverged is left out of every fit and counted. Every claim
+states its sweep's regime and fits its chains against the null process with no loss
+(:mod:`~bench.theory.claims.regime`), and says whether its data support the claim, contradict
+it, or cannot test it (:func:`~bench.theory.claims.base.page_status`).
 """
 
 from __future__ import annotations
