@@ -222,6 +222,11 @@ def _gap(gap: FrontierGap) -> str:
     values = [r.value for r in (front, base)]
     if any(v is None or v <= 0 or math.isinf(v) for v in values):
         return text + " One median is not reached, so the page does not place it between them."
+    if front.high is not None and front.high < 1:
+        return text + (
+            f" Here the frontier is not ahead: from these checkpoints its fastest row is slower "
+            f"than `{gap.sampler}`, so there is no gap between them to place it in."
+        )
     far_front, far_base = (abs(math.log(v)) for v in values)
     closer = "the frontier" if far_front < far_base else "the random-walk baseline"
     return text + (

@@ -444,3 +444,20 @@ def test_a_row_whose_search_space_changed_gets_a_new_study(tmp_path):
     wider = tuner.study(storage, "key", row, {**bounds, "kappa": Bound(1e-4, 3e-1)})
     assert first.study_name == again.study_name != wider.study_name
     assert first.study_name.startswith("key/sgd/")
+
+
+def test_the_gap_sentence_places_the_sampler_only_where_the_frontier_is_ahead():
+    from bench.factorial_page import _gap
+
+    def gap(front, base):
+        return boards.FrontierGap(
+            "sghmc", "lion", "sgd", metrics.Ratio(*front), metrics.Ratio(*base)
+        )
+
+    # the frontier 4x faster than the sampler, the sampler 1.25x slower than SGD: nearer SGD
+    assert "closer to the random-walk baseline" in _gap(gap((4.0, 3.0, 5.0), (0.8, 0.7, 0.9)))
+    # the frontier 1.2x faster, the sampler 3x faster than SGD: nearer the frontier
+    assert "closer to the frontier" in _gap(gap((1.2, 1.1, 1.3), (3.0, 2.0, 4.0)))
+    # the frontier slower than the sampler (the add_mod113 page from memorized checkpoints)
+    behind = _gap(gap((0.14, 0.11, 0.16), (0.8, 0.78, 0.83)))
+    assert "the frontier is not ahead" in behind and "closer to" not in behind
