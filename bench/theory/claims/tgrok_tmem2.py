@@ -94,36 +94,30 @@ PAPER = Settings(
 def plan(
     preset: Preset, task: Any, points: Mapping[int, Any], arm: str, batch_size: int | None
 ) -> list[Planned]:
-    """One job per arm: the whole ladder × seeds, one step size per chain."""
+    """One job per arm: the whole ladder × seeds, one step size per chain; in the minibatch arm
+    the same ladder at Kozyrev's λ = 0; one job per initialization scale."""
     del points  # every chain starts from task.init
     sweep: Settings = preset.settings(NAME)
     seeds = list(range(preset.seeds))
     steps = [s for s in sweep.steps for _ in seeds]
-    sgd = job(
-        preset,
-        f"tmem/{arm}",
-        "sgd",
-        {**sweep.hparams, "step_size": steps},
-        sweep.prior,
-        [s for _ in sweep.steps for s in seeds],
-        sweep.budget,
-        batch_size,
-        eval_every=sweep.eval_every,
-    )
-    out = [Planned(NAME, arm, task, sgd, {"step_size": steps, "setting": "ladder"})]
-    if arm != "full":
-        kozyrev = job(
+
+    def ladder(label: str, prior: float, setting: str) -> Planned:
+        sgd = job(
             preset,
-            f"tmem/{arm}/kozyrev",
+            label,
             "sgd",
             {**sweep.hparams, "step_size": steps},
-            sweep.kozyrev_prior,
+            prior,
             [s for _ in sweep.steps for s in seeds],
             sweep.budget,
             batch_size,
             eval_every=sweep.eval_every,
         )
-        out.append(Planned(NAME, arm, task, kozyrev, {"step_size": steps, "setting": "kozyrev"}))
+        return Planned(NAME, arm, task, sgd, {"step_size": steps, "setting": setting})
+
+    out = [ladder(f"tmem/{arm}", sweep.prior, "ladder")]
+    if arm != "full":
+        out.append(ladder(f"tmem/{arm}/kozyrev", sweep.kozyrev_prior, "kozyrev"))
     for scale in sweep.init_scales:
         sub = preset.make_task(init_scale=scale)
         scaled = job(
