@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,7 +21,7 @@ from bench.__main__ import main
 from bench.checkpoints import Criterion
 from bench.jobs import LocalExecutor
 from bench.store import Store
-from bench.theory import claims, runner
+from bench.theory import claims, fits, runner
 from bench.theory.claims import Chains, drift_diffusion, eyring, fraction, tgrok_tmem2, weight_decay
 from bench.theory.claims.base import (
     CONTRADICTED,
@@ -318,3 +319,22 @@ def test_every_claim_runs_end_to_end_on_a_tiny_task(tmp_path):
     for claim in claims.CLAIMS:
         assert (tmp_path / "r" / "add_mod7_mlp" / f"{claim}.svg").exists()
         assert results[claim].verdict
+
+
+def test_the_fraction_page_measures_the_growth_where_the_ladder_steps_by_one_percent():
+    # medians per fraction (observed, or None with the censoring time): +50 % per point at the
+    # bottom of a 1 % ladder, censored below it
+    medians = {0.5: (600.0, 600.0), 0.4: (1000.0, 1000.0), 0.39: (1500.0, 1500.0)}
+    medians |= {0.38: (2250.0, 2250.0), 0.37: (None, 3000.0)}
+    local = fraction._local_rates(medians)
+    assert [(hi, lo) for hi, lo, _, _ in local] == [(0.5, 0.4), (0.4, 0.39), (0.39, 0.38)]
+    assert local[-1][3] == pytest.approx(0.5)
+    assert local[0][3] == pytest.approx((1000 / 600) ** 0.1 - 1)
+    assert fraction._censored_bracket(medians).startswith("0.38 → 0.37: 2,250 → > 3,000")
+    # the fit over the two 1 % steps nearest the threshold recovers +50 % per point
+    rng = np.random.default_rng(0)
+    f = np.repeat([0.4, 0.39, 0.38], 8)
+    t = 1000.0 * 1.5 ** ((0.4 - f) * 100) * np.exp(0.05 * rng.standard_normal(len(f)))
+    fine = [r for r in local if r[2] <= 1.0 + 1e-9]
+    (low, high), rate, (lo, hi) = fraction._near_threshold(fits.Times(t, t), f, fine)
+    assert (low, high) == (0.38, 0.4) and lo < 0.5 < hi and rate == pytest.approx(0.5, abs=0.05)
