@@ -130,19 +130,12 @@ class ChainNumbers:
     dim: int
 
     def subset(self, mask: np.ndarray) -> ChainNumbers:
-        return ChainNumbers(
-            *(getattr(self, k)[mask] for k in ("eta", "prior", "tau", "norm_start")),
-            self.norm_grok[mask],
-            self.offset[mask],
-            self.dim,
-        )
+        return ChainNumbers(*(getattr(self, k)[mask] for k in _PER_CHAIN), self.dim)
 
     @staticmethod
     def concat(parts: Sequence[ChainNumbers]) -> ChainNumbers:
-        keys = ("eta", "prior", "tau", "norm_start", "norm_grok", "offset")
-        return ChainNumbers(
-            *(np.concatenate([getattr(p, k) for p in parts]) for k in keys), parts[0].dim
-        )
+        per_chain = (np.concatenate([getattr(p, k) for p in parts]) for k in _PER_CHAIN)
+        return ChainNumbers(*per_chain, parts[0].dim)
 
     def null_times(self) -> np.ndarray:
         """Each chain's null time; a chain that did not grok is given the median norm at which
@@ -161,6 +154,10 @@ class ChainNumbers:
         return out
 
 
+#: ChainNumbers' per-chain arrays, in order
+_PER_CHAIN = ("eta", "prior", "tau", "norm_start", "norm_grok", "offset")
+
+
 def numbers(data: Chains, *, from_mem: bool = False) -> ChainNumbers:
     """The regime's numbers of every chain of ``data``; ``from_mem``: chains from
     initialization, whose landscape phase ends at t_mem (else at the checkpoint, step 0)."""
@@ -171,7 +168,7 @@ def numbers(data: Chains, *, from_mem: bool = False) -> ChainNumbers:
     for i, c in enumerate(data.chains):
         eta[i] = eta_eff(spec.sampler, c.hparams)
         tau[i] = temperature(spec.sampler, c.hparams)
-        t0 = (c.t_mem if c.t_mem is not None else None) if from_mem else 0
+        t0 = c.t_mem if from_mem else 0
         if t0 is not None:
             offset[i] = t0
             start[i] = data.value_at(i, "weight_norm", t0)
@@ -191,7 +188,7 @@ def regime_table(
             median(v) for v in (x.eta, x.prior, x.tau, x.norm_start, x.norm_grok)
         )
         rate = eta * lam
-        noise = math.sqrt(stationary_sq(eta, lam, tau, x.dim)) if tau > 0 else 0.0
+        noise = math.sqrt(stationary_sq(eta, lam, tau, x.dim))
         drift = rate * n0
         ratio = math.sqrt(2 * eta * tau * x.dim) / drift if drift > 0 else math.inf
         rows.append(
@@ -255,10 +252,9 @@ def null_ratio(times: Times, null: np.ndarray) -> NullFit:
     its profile-likelihood interval); chains with a null of 0, ∞ or unknown are left out and
     counted. Raises :class:`FitError` with fewer than two observed ratios."""
     null = np.asarray(null, dtype=float)
-    unknown = ~np.isfinite(null) & np.isnan(null)
     unreachable = np.isinf(null)
     use = np.isfinite(null) & (null > 0)
-    unknown |= np.isfinite(null) & (null <= 0)
+    unknown = ~use & ~unreachable  # no target norm or start, or a null of 0 (started below it)
     scaled = Times(times.lower[use] / null[use], times.upper[use] / null[use])
     fit = fits.censored_lognormal(
         scaled, np.ones((int(use.sum()), 1)), ["a"], profile=["a"], name="null", formula="a"
@@ -298,15 +294,20 @@ def null_section(
     except FitError as err:
         return tables, f"No null comparison: {err}.", None
     rows = []
-    for (label, x), t in zip(cells, times, strict=True):
-        nt = x.null_times()
-        finite = nt[np.isfinite(nt)]
+    bounds = np.cumsum([0] + [len(t) for t in times])
+    for (label, _), t, lo, hi in zip(cells, times, bounds[:-1], bounds[1:], strict=True):
+        nt = null[lo:hi]  # the pooled fit's null times: censored chains aim at the sweep's norm
         obs = t.upper[np.isfinite(t.upper)]
+        reached = nt[np.isfinite(nt)]
         rows.append(
             [
                 label,
                 fmt(float(np.median(obs))) if len(obs) else "–",
-                fmt(float(np.median(finite))) if len(finite) else "∞",
+                fmt(float(np.median(reached)))
+                if len(reached)
+                else "∞"
+                if np.isinf(nt).any()
+                else "–",
             ]
         )
     tables.append(

@@ -164,20 +164,9 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
         times = times_all.subset(keep)
         x = tmem[keep] - e / 2  # the middle of (t_mem − e, t_mem]
         rows = []
-        norm_mem = np.array(
-            [
-                data.value_at(i, "weight_norm", int(t)) if k else np.nan
-                for i, (t, k) in enumerate(zip(tmem, keep, strict=True))
-            ]
-        )
-        grokked = [i for i, c in enumerate(data.chains) if c.t_grok is not None and keep[i]]
-        norm_star = (
-            float(
-                np.median([data.value_at(i, "weight_norm", data.chains[i].t_grok) for i in grokked])
-            )
-            if grokked
-            else math.nan
-        )
+        every = regime.numbers(data, from_mem=True)  # ‖θ‖ at t_mem and at t_grok, per chain
+        norm_mem = every.norm_start
+        norm_star = regime.median(every.norm_grok[keep])  # ‖θ*‖: where the kept chains grokked
         for step in sorted(set(eta)):
             idx = np.where((eta == step) & keep)[0]
             sub = times_all.subset((eta == step) & keep)
@@ -264,7 +253,7 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
             f"η_eff·λ = η·λ/(1 − momentum) with λ = {fmt(lam)}, momentum {fmt(momentum)}."
         )
         levels = sorted(set(eta[keep]))
-        nums = regime.numbers(data, from_mem=True).subset(keep)
+        nums = every.subset(keep)
         tables, null_phrase, _ = regime.null_section(
             [(f"η = {fmt(v)}", nums.subset(eta[keep] == v)) for v in levels],
             [times.subset(eta[keep] == v) for v in levels],
@@ -292,7 +281,7 @@ def analyse(runs: Sequence[Chains], preset: Preset) -> ClaimResult:
             f"t_mem, what weight decay alone gives on a step-size ladder). The norm-decay law "
             f"needs c = {fmt(c)} ({ci(c_ci)}), "
             + ("consistent with 1" if fits.contains(c_ci, 1.0) else "not the 1 it predicts")
-            + f": ‖θ‖ went from a median {fmt(float(np.nanmedian(norm_mem[keep])))} at t_mem to "
+            + f": ‖θ‖ went from a median {fmt(regime.median(norm_mem[keep]))} at t_mem to "
             f"{fmt(norm_star)} at t_grok; the decay time scale alone, t_grok − t_mem = "
             f"c/(η_eff·λ), fits with c = {fmt(k)} ({ci(k_ci)}); {aic_phrase(power, decay)}, and "
             f"{aic_phrase(power, scale)}. Against the null from t_mem: {null_phrase}"
