@@ -1,6 +1,7 @@
-"""The command line, ``python -m bench {list,run,speed,compare,report,theory,frontier,export}``:
-every subcommand's arguments (here), its input checks (:mod:`bench.cli.inputs`), what it does
-(:mod:`bench.cli.commands`), and exit status 2 on bad input.
+"""The command line, ``python -m bench
+{list,run,speed,compare,recheck,report,theory,frontier,export}``: every subcommand's arguments
+(here), its input checks (:mod:`bench.cli.inputs`), what it does (:mod:`bench.cli.commands`), and
+exit status 2 on bad input.
 
 Bad input (an unknown task or sampler, a hyperparameter out of range, a budget of zero, a device
 this machine lacks) prints one clear line on stderr and exits with status 2; every check runs
@@ -22,6 +23,7 @@ from bench.cli.commands import (
     cmd_export,
     cmd_frontier,
     cmd_list,
+    cmd_recheck,
     cmd_report,
     cmd_run,
     cmd_speed,
@@ -213,6 +215,33 @@ def build_parser() -> argparse.ArgumentParser:
     add_executor_options(p)
     p.add_argument("--no-report", action="store_true", help="only fill the store")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "recheck",
+        help="rerun a board's chosen settings from other checkpoints for longer",
+        description=(
+            "Rerun every row's chosen setting of the latest board of --task (from memorized "
+            "checkpoints) unchanged, from checkpoints the board never saw (seeds 2000 on), for "
+            "--factor times its budget, through the store (reused on rerun, resumable), and "
+            "write reports/<task>.recheck.md: what held, what broke, and whether the order of "
+            "the board survives (bench/compare/recheck.py)."
+        ),
+    )
+    p.add_argument("--task", required=True, help="the board's page, e.g. add_mod113")
+    p.add_argument("--rows", default=None, help="comma-separated rows (default: every row)")
+    p.add_argument("--seeds", type=int, default=3, help="new checkpoints (default: 3)")
+    p.add_argument(
+        "--factor", type=float, default=2.0, help="times the board's budget (default: 2)"
+    )
+    p.add_argument("--store", default=str(DEFAULT_PATH), help=f"(default: {DEFAULT_PATH})")
+    p.add_argument("--reports", default="reports", help="(default: reports)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="jobs side by side (default: one per core)"
+    )
+    add_executor_options(p)
+    p.set_defaults(func=cmd_recheck)
 
     p = sub.add_parser(
         "report",

@@ -431,6 +431,52 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recheck(args: argparse.Namespace) -> int:
+    """Rerun a board's chosen settings from other checkpoints for longer and write the recheck
+    page beside the board; every input is checked before anything is trained."""
+    from bench import board, recheck_page
+    from bench.compare import recheck
+
+    log = _printer()
+    at_least_one(seeds=args.seeds, workers=args.workers)
+    if not args.factor >= 1.0:
+        raise BadInput(
+            f"--factor must be at least 1 (a recheck runs past the budget), got {args.factor}"
+        )
+    device = setup_device(args.device, args.threads, default_threads=1)
+    workers, out = _workers_and_folder(args, device)
+    rows = [r for r in args.rows.split(",") if r] if args.rows else None
+    with Store(args.store, create=False) as store:  # missing, foreign: StoreError, exit 2
+        pages = reports.latest_pages(store)
+        if args.task not in pages or "memorized" not in pages[args.task]:
+            known = ", ".join(sorted(p for p, s in pages.items() if "memorized" in s)) or "none"
+            raise BadInput(
+                f"no board of {args.task} from memorized checkpoints in {store.path} (boards "
+                f"there: {known}); `python -m bench compare --task {args.task}` makes one"
+            )
+        compare = pages[args.task]["memorized"]
+        recheck.pick_rows(store.entries(compare.key), rows)  # an unknown row: exit 2
+        task = recheck.task_of(compare)
+        with make_executor(args, device, workers, log) as executor:
+            checked = recheck.recheck(
+                task,
+                store,
+                compare,
+                rows=rows,
+                seeds=args.seeds,
+                factor=args.factor,
+                executor=executor,
+                device=device,
+                log=log,
+            )
+        text = recheck_page.render(board.build_board(store, compare), checked, args.task)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{args.task}.recheck.md"
+    atomic_write(path, text)
+    log(f"wrote {path}")
+    return 0
+
+
 def _workers_and_folder(args: argparse.Namespace, device: str) -> tuple[int, Path]:
     """Workers for ``device`` (``--workers``, else one per core) and the pages' folder, checked
     writable, after the store's path is checked: a command that trains and writes pages."""
