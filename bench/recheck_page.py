@@ -31,8 +31,13 @@ def median_evals(item: Rechecked) -> float | None:
     return median_time([t for t, _ in pairs], [c for _, c in pairs])
 
 
+def held(item: Rechecked) -> int:
+    """Chains that grokked and held it to the end of the longer run (a diverged chain never)."""
+    return sum(c.grokked and not c.diverged for c in item.result.chains)
+
+
 def holds(item: Rechecked) -> bool:
-    return all(c.grokked and not c.diverged for c in item.result.chains)
+    return held(item) == len(item.result.chains)
 
 
 def _cell(chain: ChainResult, per: int) -> str:
@@ -98,9 +103,8 @@ def render(board: Board, checked: Sequence[Rechecked], page: str) -> str:
     for item in checked:
         chains = item.result.chains
         per = item.result.grad_evals_per_step
-        held = sum(c.grokked and not c.diverged for c in chains)
         lines.append(
-            f"| `{item.row}` | {_board_cell(by_name.get(item.row))} | {held}/{len(chains)} | "
+            f"| `{item.row}` | {_board_cell(by_name.get(item.row))} | {held(item)}/{len(chains)} | "
             f"{', '.join(_cell(c, per) for c in chains)} | "
             f"{', '.join(_touch(c) for c in chains)} | "
             f"{', '.join(_final_val(c) for c in chains)} |"
@@ -134,12 +138,11 @@ def _verdict(
         out.append(
             formats.sentence(
                 f"`{item.row}` grokked on {row.grokked} of {row.n} of the board's checkpoints "
-                f"and here held on {sum(c.grokked and not c.diverged for c in chains)} of "
+                f"and here held on {held(item)} of "
                 f"{len(chains)} ({', '.join(why)})"
             )
         )
-    held = [i.row for i in checked if holds(i)]
-    if held and not broke:
+    if any(holds(i) for i in checked) and not broke:
         out.append(
             formats.sentence(
                 "every row that grokked on the board held its setting on every rechecked "
@@ -160,7 +163,11 @@ def _verdict(
     top_before = [n for n in before if board_medians[n] is not None][:3]
     top_after = [n for n in after if recheck_medians[n] is not None][:3]
     if top_before and top_before == top_after:
-        out.append(formats.sentence("the board's three fastest rows are the recheck's, in order"))
+        out.append(
+            formats.sentence(
+                f"the board's {len(top_before)} fastest rows are the recheck's, in that order"
+            )
+        )
     elif top_before:
         out.append(
             formats.sentence(
@@ -178,4 +185,4 @@ def _ranked(names: Sequence[str], medians: dict[str, float | None]) -> str:
     )
 
 
-__all__ = ["holds", "median_evals", "render"]
+__all__ = ["held", "holds", "median_evals", "render"]

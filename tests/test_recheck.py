@@ -64,7 +64,7 @@ def test_pick_rows_names_the_nearest_rows():
     entries = [_entry("sgd"), _entry("sghmc"), _entry("sghmc@0", "twin"), _entry("x", "other")]
     assert [e.sampler for e in recheck.pick_rows(entries, None)] == ["sgd", "sghmc", "sghmc@0"]
     assert [e.sampler for e in recheck.pick_rows(entries, ["sghmc"])] == ["sghmc"]
-    with pytest.raises(ValueError, match=r"did you mean sghmc"):
+    with pytest.raises(ValueError, match=r"did you mean 'sghmc'"):
         recheck.pick_rows(entries, ["sghcm"])
 
 
@@ -140,7 +140,7 @@ def test_a_recheck_reruns_the_boards_rows_from_new_checkpoints_and_reuses_its_ru
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--rows", "sgf"], "did you mean sgd"),
+        (["--rows", "sgf"], "did you mean 'sgd'"),
         (["--factor", "0.5"], "--factor must be at least 1"),
         (["--seeds", "0"], "--seeds"),
     ],

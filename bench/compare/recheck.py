@@ -23,7 +23,6 @@ through :class:`bench.jobs.Runner`: stored, reused on a rerun, resumable after `
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,20 +32,18 @@ import torch
 import tasks
 from bench import checkpoints
 from bench.checkpoints import Criterion
-from bench.compare.protocol import FRESH_SEED
 from bench.jobs import Job, Runner
 from bench.keys import plain
 from bench.run import RunResult
 from bench.spec import RunSpec
 from bench.store import Compare, Entry, Store
+from tasks.suggestions import did_you_mean
 
 #: The first seed of a recheck's checkpoints: far from the tuning seeds (0, 1, …) and the fresh
-#: seeds (:data:`FRESH_SEED` …) of every preset.
+#: seeds (:data:`bench.compare.protocol.FRESH_SEED` …) of every preset (tested).
 RECHECK_SEED = 2000
 #: The roles of a board's rows that are rechecked: the tuned rows, the twins, the reference.
 ROLES = ("tuned", "twin", "reference")
-
-assert RECHECK_SEED > FRESH_SEED + 100  # no preset runs a hundred fresh seeds
 
 
 @dataclass(frozen=True)
@@ -90,10 +87,7 @@ def pick_rows(entries: Sequence[Entry], names: Sequence[str] | None) -> list[Ent
     known = {e.sampler: e for e in rows}
     unknown = [n for n in names if n not in known]
     if unknown:
-        hints = {n: difflib.get_close_matches(n, list(known), n=3) for n in unknown}
-        said = "; ".join(
-            f"{n!r}" + (f" (did you mean {', '.join(h)}?)" if h else "") for n, h in hints.items()
-        )
+        said = "; ".join(f"{n!r} {did_you_mean(n, known)}".strip() for n in unknown)
         raise ValueError(f"no row {said} on this board; its rows: {', '.join(known)}")
     wanted = set(names)
     return [e for e in rows if e.sampler in wanted]
