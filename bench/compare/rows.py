@@ -81,7 +81,7 @@ class Bound:
 
 #: The shared axes (see :mod:`bench.compare.units`): κ spans from below the checkpoint's λ_c to
 #: the collapse edge; h_rel reaches the stability limit and no further; τ·N reaches the posterior.
-KAPPA = Bound(1e-4, 3e-2)
+KAPPA = Bound(1e-4, 3e-1)
 H_REL = Bound(1e-2, 1.0, high_is_limit="the stability limit at the checkpoint")
 TAU_N = Bound(1e-3, 1.0, choices=(1e-3, 1e-2, 1e-1, 1.0))
 LR = Bound(1e-3, 1e-1)
