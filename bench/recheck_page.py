@@ -59,6 +59,16 @@ def _final_val(chain: ChainResult) -> str:
     return "–" if v is None or chain.diverged else f"{v:.3f}"
 
 
+def _end_state(chain: ChainResult) -> str:
+    """``‖θ‖ / training loss`` at the end: a chain that neither grokked nor diverged but ends with
+    a high training loss has settled where its prior outweighs the data (an over-regularized
+    equilibrium), which a validation accuracy alone does not tell from a slow chain."""
+    norm, loss = chain.final.get("weight_norm"), chain.final.get("train_loss")
+    if chain.diverged or norm is None or loss is None:
+        return "–"
+    return f"{norm:.3g} / {loss:.2g}"
+
+
 def _board_cell(row: SamplerStats | None) -> str:
     if row is None:
         return "–"
@@ -94,11 +104,13 @@ def render(board: Board, checked: Sequence[Rechecked], page: str) -> str:
         )
         + "Sustained grokking is judged to the end of the longer run; the warm-ups stay where "
         "the board's runs had them. `python -m bench recheck` wrote this page "
-        "(bench/compare/recheck.py); its runs are in the store.",
+        "(bench/compare/recheck.py); its runs are in the store. *End ‖θ‖ / training loss*: "
+        "a finite chain that never grokked and ends with a training loss far above the "
+        "grokked rows' has settled where its prior outweighs the data, not run out of time.",
         "",
         "| row | board: grokked, median | recheck: held | evals to sustained grok, per "
-        "checkpoint | first touch | final val acc |",
-        "|---|---|---|---|---|---|",
+        "checkpoint | first touch | final val acc | end ‖θ‖ / training loss |",
+        "|---|---|---|---|---|---|---|",
     ]
     for item in checked:
         chains = item.result.chains
@@ -107,7 +119,8 @@ def render(board: Board, checked: Sequence[Rechecked], page: str) -> str:
             f"| `{item.row}` | {_board_cell(by_name.get(item.row))} | {held(item)}/{len(chains)} | "
             f"{', '.join(_cell(c, per) for c in chains)} | "
             f"{', '.join(_touch(c) for c in chains)} | "
-            f"{', '.join(_final_val(c) for c in chains)} |"
+            f"{', '.join(_final_val(c) for c in chains)} | "
+            f"{', '.join(_end_state(c) for c in chains)} |"
         )
     lines += ["", "\n\n".join(_verdict(board, checked, by_name))]
     return "\n".join(lines) + "\n"

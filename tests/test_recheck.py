@@ -97,6 +97,14 @@ def test_a_row_holds_only_when_every_chain_grokked_and_none_diverged():
     assert not recheck_page.holds(_checked([_chain(10), _chain(None, diverged=True)]))
 
 
+def test_the_end_state_shows_the_norm_and_training_loss_of_a_finite_chain():
+    chain = _chain(None)
+    chain.final.update(weight_norm=36.71, train_loss=0.8172, val_acc=0.9)
+    assert recheck_page._end_state(chain) == "36.7 / 0.82"
+    assert recheck_page._end_state(_chain(None, diverged=True)) == "–"
+    assert recheck_page._end_state(_chain(10)) == "–"  # a record without the metrics
+
+
 def test_the_recheck_median_is_kaplan_meiers_in_gradient_evaluations():
     # two gradient evaluations a step: 10, 20, 30 steps are 20, 40, 60 evaluations
     assert recheck_page.median_evals(_checked([_chain(10), _chain(20), _chain(30)])) == 40
