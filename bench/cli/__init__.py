@@ -60,6 +60,20 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_job_options(p: argparse.ArgumentParser, reports: str) -> None:
+    """``--store``, ``--reports`` (default ``reports``), ``--device``, ``--threads``,
+    ``--workers`` and the executor's options: a command that trains jobs through the store and
+    writes pages (recheck, theory, frontier)."""
+    p.add_argument("--store", default=str(DEFAULT_PATH), help=f"(default: {DEFAULT_PATH})")
+    p.add_argument("--reports", default=reports, help=f"(default: {reports})")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="jobs side by side (default: one per core)"
+    )
+    add_executor_options(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -233,14 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--factor", type=float, default=2.0, help="times the board's budget (default: 2)"
     )
-    p.add_argument("--store", default=str(DEFAULT_PATH), help=f"(default: {DEFAULT_PATH})")
-    p.add_argument("--reports", default="reports", help="(default: reports)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1)")
-    p.add_argument(
-        "--workers", type=int, default=None, help="jobs side by side (default: one per core)"
-    )
-    add_executor_options(p)
+    add_job_options(p, reports="reports")
     p.set_defaults(func=cmd_recheck)
 
     p = sub.add_parser(
@@ -279,14 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size", type=int, default=None, help="the minibatch arm's (default: the preset's)"
     )
-    p.add_argument("--store", default=str(DEFAULT_PATH), help=f"(default: {DEFAULT_PATH})")
-    p.add_argument("--reports", default="reports/theory", help="(default: reports/theory)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1)")
-    p.add_argument(
-        "--workers", type=int, default=None, help="jobs side by side (default: one per core)"
-    )
-    add_executor_options(p)
+    add_job_options(p, reports="reports/theory")
     p.set_defaults(func=cmd_theory)
 
     p = sub.add_parser(
@@ -305,14 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seeds", type=int, default=None, help="seeds an arm (default: the reproduction's)"
     )
-    p.add_argument("--store", default=str(DEFAULT_PATH), help=f"(default: {DEFAULT_PATH})")
-    p.add_argument("--reports", default="reports/frontier", help="(default: reports/frontier)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1)")
-    p.add_argument(
-        "--workers", type=int, default=None, help="jobs side by side (default: one per core)"
-    )
-    add_executor_options(p)
+    add_job_options(p, reports="reports/frontier")
     p.set_defaults(func=cmd_frontier)
 
     p = sub.add_parser(
